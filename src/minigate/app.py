@@ -1,0 +1,124 @@
+"""The composition root: settings in, a running FastAPI app out.
+
+:class:`Runtime` builds everything once (engine, provider clients, login, job runner,
+sandbox world) and tears it down; :func:`create_app` wires it into FastAPI's lifespan.
+Tests build a Runtime with an in-process HTTP client, so provider calls, notifications
+and webhooks all go through real HTTP handling without sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from minigate import __version__
+from minigate.api import client, errors, merchant, notify
+from minigate.clock import Clock, SystemClock
+from minigate.config import Settings
+from minigate.jobs.runner import JobRunner
+from minigate.login import WechatLogin
+from minigate.providers.base import ProviderClient
+from minigate.providers.registry import build_providers
+from minigate.sandbox.credentials import sandbox_settings
+from minigate.sandbox.world import SandboxWorld
+from minigate.service.context import ServiceContext
+from minigate.store.db import make_engine, migrate, session_factory
+from minigate.transport import HttpxTransport
+
+log = logging.getLogger("minigate")
+
+
+class Runtime:
+    """Everything one minigate process holds, from start to stop."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 http: httpx.AsyncClient | None = None, auto_migrate: bool | None = None,
+                 run_jobs: bool | None = None) -> None:
+        self.sandbox_mode = settings.sandbox_mode
+        self.settings = sandbox_settings(settings) if self.sandbox_mode else settings
+        self.clock = clock or SystemClock()
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
+                                              limits=httpx.Limits(max_connections=100))
+        self.auto_migrate = self.sandbox_mode if auto_migrate is None else auto_migrate
+        self.run_jobs = self.settings.run_jobs if run_jobs is None else run_jobs
+        self.sandbox: SandboxWorld | None = (
+            SandboxWorld(self.http, clock=self.clock, time_scale=self.settings.sandbox.time_scale)
+            if self.sandbox_mode else None
+        )
+        self.engine: AsyncEngine | None = None
+        self._ctx: ServiceContext | None = None
+        self.runner: JobRunner | None = None
+
+    @property
+    def ctx(self) -> ServiceContext:
+        if self._ctx is None:
+            raise RuntimeError("runtime not started")
+        return self._ctx
+
+    async def start(self) -> None:
+        self.engine = make_engine(self.settings.database_url)
+        if self.auto_migrate:
+            await migrate(self.engine)
+        transport = HttpxTransport(self.http)
+        providers: dict[str, ProviderClient] = build_providers(self.settings, transport)
+        login_cfg = self.settings.wechat_login
+        login = (WechatLogin(transport.for_provider("wechat"), login_cfg.base_url,
+                             login_cfg.appid, login_cfg.secret.get_secret_value())
+                 if login_cfg.appid else None)
+        self._ctx = ServiceContext(self.settings, session_factory(self.engine), providers,
+                                   login, self.clock)
+        if self.run_jobs:
+            self.runner = JobRunner(self._ctx, self.http)
+            self.runner.start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.stop()
+        if self.sandbox is not None:
+            await self.sandbox.notifier.aclose()
+        await self.http.aclose()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def healthy(self) -> dict[str, Any]:
+        assert self.engine is not None
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__,
+                "mode": "sandbox" if self.sandbox_mode else "live"}
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The ASGI app. Pass a ``runtime`` to control clock and HTTP (tests)."""
+    rt = runtime or Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPI(title="minigate", version=__version__, lifespan=lifespan,
+                  description="Payments for WeChat and Alipay mini programs.")
+    app.state.runtime = rt
+    errors.install(app)
+    app.include_router(merchant.router)
+    app.include_router(client.router)
+    app.include_router(notify.router)
+    if rt.sandbox is not None:
+        app.include_router(rt.sandbox.router())
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, Any]:
+        return await rt.healthy()
+
+    return app

@@ -1,0 +1,117 @@
+"""One typed settings object, built once at start and passed down.
+
+Sources, later ones winning: defaults < TOML file (``--config``) < ``MINIGATE_*`` environment
+variables (nested with ``__``, e.g. ``MINIGATE_LATIPAY__API_KEY``) < explicit overrides.
+Secrets are :class:`pydantic.SecretStr`: they print as ``**********``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class WechatLoginSettings(BaseModel):
+    """``jscode2session``: the mini program's AppID and AppSecret."""
+
+    appid: str = ""
+    secret: SecretStr = SecretStr("")
+    base_url: str = "https://api.weixin.qq.com"
+
+
+class LatipaySettings(BaseModel):
+    user_id: str = ""
+    wallet_id: str = ""
+    api_key: SecretStr = SecretStr("")
+    base_url: str = "https://api.latipay.net"
+    #: The WeChat mini program AppID sent as ``app_id`` to ``/v2/miniapppay``.
+    app_id: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.user_id and self.wallet_id and self.api_key.get_secret_value())
+
+
+class SandboxSettings(BaseModel):
+    """Knobs of the built-in provider simulators."""
+
+    #: Multiplies every provider retry interval (1.0 = real time; 0.001 = 30 s -> 30 ms).
+    time_scale: float = 1.0
+    #: Let merchant webhooks go to loopback addresses (sandbox only).
+    allow_loopback_webhooks: bool = True
+
+
+class Settings(BaseSettings):
+    """Everything minigate reads from its configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MINIGATE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./minigate.db"
+    api_key: SecretStr | None = None
+    #: The base URL providers use to reach us (``notify_url`` = public_url + /v1/notify/…).
+    public_url: str = "http://127.0.0.1:8000"
+    #: ``auto``: sandbox when no provider has credentials; ``sandbox``/``live`` force it.
+    mode: Literal["auto", "sandbox", "live"] = "auto"
+    #: Seconds an order stays payable when the merchant does not say.
+    order_ttl_seconds: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
+    #: Which provider serves a channel when the order does not name one.
+    default_providers: dict[str, str] = Field(
+        default_factory=lambda: {"wechat": "latipay", "alipay": "latipay"}
+    )
+    #: Run the job runner (outbox, reconciliation, expiry) inside the API process.
+    run_jobs: bool = True
+    webhook_url: str = ""
+    #: Newest first; several while rotating, each signs a ``v1=`` entry.
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    wechat_login: WechatLoginSettings = Field(default_factory=WechatLoginSettings)
+    latipay: LatipaySettings = Field(default_factory=LatipaySettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+
+    toml_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+    def any_provider_configured(self) -> bool:
+        return self.latipay.configured
+
+    @property
+    def sandbox_mode(self) -> bool:
+        if self.mode == "auto":
+            return not self.any_provider_configured()
+        return self.mode == "sandbox"
+
+
+def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from an optional TOML file, the environment and overrides."""
+    if config_path is not None and not Path(config_path).is_file():
+        raise FileNotFoundError(f"config file not found: {config_path}")
+
+    class _FileSettings(Settings):
+        toml_file = Path(config_path) if config_path else None
+
+    built = _FileSettings(**overrides)
+    return Settings.model_validate(built.model_dump())

@@ -1,0 +1,1 @@
+"""Background work: reconciliation, expiry, merchant webhooks (outbox delivery)."""

@@ -1,0 +1,1 @@
+"""Provider connectors, one package each, all with the same shape (see ``base``)."""

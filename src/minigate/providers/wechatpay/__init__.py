@@ -1,0 +1,1 @@
+"""WeChat Pay direct (API v2 and v3)."""

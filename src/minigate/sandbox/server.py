@@ -1,0 +1,40 @@
+"""``minigate sandbox``: the simulators as one HTTP server (like stripe-mock, but stateful)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from minigate.sandbox import credentials as cred
+from minigate.sandbox.world import SandboxWorld
+
+
+def create_sandbox_app(time_scale: float = 1.0) -> FastAPI:
+    http = httpx.AsyncClient(timeout=10)
+    world = SandboxWorld(http, time_scale=time_scale)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await world.notifier.aclose()
+        await http.aclose()
+
+    app = FastAPI(title="minigate sandbox", lifespan=lifespan)
+    app.state.world = world
+    app.include_router(world.router())
+    return app
+
+
+def describe(base: str) -> str:
+    """The public test credentials and base URLs, printed at start."""
+    return "\n".join([
+        "minigate sandbox: stateful provider simulators (test credentials, not secrets)",
+        f"  WeChat login  : {base}/sandbox/wechat-login  appid={cred.MINI_APP_ID} "
+        f"secret={cred.MINI_APP_SECRET}",
+        f"  Latipay       : {base}/sandbox/latipay  user_id={cred.LATIPAY_USER_ID} "
+        f"wallet_id={cred.LATIPAY_WALLET_ID} api_key={cred.LATIPAY_API_KEY}",
+        f"  wallet        : {base}/sandbox/wallet/login | requestPayment | tradePay",
+    ])

@@ -1,0 +1,93 @@
+"""The simulated WeChat Pay core that every WeChat-reselling simulator creates prepays in.
+
+A prepay knows its AppID, merchant, payer openid, amount, expiry, how its ``paySign`` is
+checked, and which simulator owns it. The wallet pays it here; the owner is then told and
+sends its own notification.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from minigate.clock import Clock
+
+PREPAY_TTL = timedelta(hours=2)
+
+
+@dataclass
+class Prepay:
+    prepay_id: str
+    appid: str
+    mchid: str
+    openid: str
+    amount_minor: int
+    currency: str
+    description: str
+    created_at: datetime
+    expires_at: datetime
+    verify_pay_sign: Callable[[Mapping[str, str]], bool]
+    on_paid: Callable[[Prepay], Awaitable[None]]
+    status: str = "NOTPAY"  # NOTPAY, SUCCESS, CLOSED, REFUND
+    transaction_id: str = ""
+    paid_at: datetime | None = None
+    refunded_minor: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class WechatCore:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.prepays: dict[str, Prepay] = {}
+
+    def create_prepay(
+        self, *, appid: str, mchid: str, openid: str, amount_minor: int, currency: str,
+        description: str, expires_at: datetime | None,
+        verify_pay_sign: Callable[[Mapping[str, str]], bool],
+        on_paid: Callable[[Prepay], Awaitable[None]],
+    ) -> Prepay:
+        now = self.clock.now()
+        prepay_id = "wx" + now.strftime("%d%H%M%S") + secrets.token_hex(14)
+        limit = now + PREPAY_TTL
+        prepay = Prepay(
+            prepay_id, appid, mchid, openid, amount_minor, currency, description, now,
+            min(expires_at, limit) if expires_at else limit, verify_pay_sign, on_paid,
+        )
+        self.prepays[prepay_id] = prepay
+        return prepay
+
+    def close(self, prepay_id: str) -> bool:
+        prepay = self.prepays.get(prepay_id)
+        if prepay is None or prepay.status != "NOTPAY":
+            return False
+        prepay.status = "CLOSED"
+        return True
+
+    async def request_payment(self, params: Mapping[str, str], outcome: str) -> dict[str, str]:
+        """What ``wx.requestPayment`` does with the params a mini program passes it."""
+        for name in ("timeStamp", "nonceStr", "package", "signType", "paySign"):
+            if not isinstance(params.get(name), str) or not params.get(name):
+                return {"errMsg": f"requestPayment:fail parameter error: {name} is required"}
+        package = params["package"]
+        prepay = self.prepays.get(package.removeprefix("prepay_id="))
+        if not package.startswith("prepay_id=") or prepay is None:
+            return {"errMsg": "requestPayment:fail prepay_id not found"}
+        if not prepay.verify_pay_sign(params):
+            return {"errMsg": "requestPayment:fail 支付验证签名失败 (paySign is wrong)"}
+        if prepay.status == "SUCCESS":
+            return {"errMsg": "requestPayment:fail order already paid"}
+        if prepay.status != "NOTPAY":
+            return {"errMsg": "requestPayment:fail order closed"}
+        if self.clock.now() >= prepay.expires_at:
+            return {"errMsg": "requestPayment:fail prepay_id expired"}
+        if outcome == "cancel":
+            return {"errMsg": "requestPayment:fail cancel"}
+        if outcome == "fail":
+            return {"errMsg": "requestPayment:fail payment declined by the bank"}
+        prepay.status = "SUCCESS"
+        prepay.paid_at = self.clock.now()
+        prepay.transaction_id = "42" + secrets.token_hex(13)[:26]
+        await prepay.on_paid(prepay)
+        return {"errMsg": "requestPayment:ok"}

@@ -1,0 +1,91 @@
+"""The sandbox world: one clock, the WeChat and Alipay cores, login, the notifier, and every
+provider simulator, served as one FastAPI router under ``/sandbox``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from minigate.clock import Clock, SystemClock
+from minigate.sandbox import credentials as cred
+from minigate.sandbox.alipay_core import AlipayCore
+from minigate.sandbox.latipay import LatipaySim, Merchant
+from minigate.sandbox.login import LoginSim
+from minigate.sandbox.notifier import Notifier, NotifyOptions
+from minigate.sandbox.wechat_core import WechatCore
+
+Outcome = Literal["success", "cancel", "fail"]
+
+
+class WalletLogin(BaseModel):
+    user: str = Field(min_length=1, max_length=64)
+    appid: str = cred.MINI_APP_ID
+
+
+class RequestPayment(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    outcome: Outcome = "success"
+
+
+class TradePay(BaseModel):
+    orderStr: str | None = None  # noqa: N815 - the my.tradePay field name
+    tradeNO: str | None = None  # noqa: N815
+    outcome: Outcome = "success"
+
+
+class SandboxWorld:
+    """Everything the simulators share. ``http`` sends their notifications."""
+
+    def __init__(self, http: httpx.AsyncClient, *, clock: Clock | None = None,
+                 time_scale: float = 1.0) -> None:
+        self.clock = clock or SystemClock()
+        self.login = LoginSim(self.clock, {cred.MINI_APP_ID: cred.MINI_APP_SECRET})
+        self.wechat = WechatCore(self.clock)
+        self.alipay = AlipayCore(self.clock)
+        self.notifier = Notifier(http, time_scale)
+        self.latipay = LatipaySim(self, [Merchant(cred.LATIPAY_USER_ID, cred.LATIPAY_WALLET_ID,
+                                                  cred.LATIPAY_API_KEY, cred.LATIPAY_CURRENCY)])
+
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/sandbox")
+        router.include_router(self.latipay.router())
+        router.add_api_route("/wechat-login/sns/jscode2session", self.jscode2session,
+                             methods=["GET"], tags=["sandbox: wechat login"])
+        router.add_api_route("/wallet/login", self.wallet_login, methods=["POST"],
+                             tags=["sandbox: wallet"])
+        router.add_api_route("/wallet/requestPayment", self.request_payment, methods=["POST"],
+                             tags=["sandbox: wallet"])
+        router.add_api_route("/wallet/tradePay", self.trade_pay, methods=["POST"],
+                             tags=["sandbox: wallet"])
+        router.add_api_route("/control/notifications", self.notification_options,
+                             methods=["POST"], tags=["sandbox: control"])
+        return router
+
+    async def jscode2session(self, request: Request) -> JSONResponse:
+        q = request.query_params
+        if q.get("grant_type") != "authorization_code":
+            return JSONResponse({"errcode": 40002, "errmsg": "invalid grant_type"})
+        return JSONResponse(self.login.jscode2session(q.get("appid", ""), q.get("secret", ""),
+                                                      q.get("js_code", "")))
+
+    async def wallet_login(self, body: WalletLogin) -> dict[str, str]:
+        """Like ``wx.login``: a fresh single-use code for this user (valid 5 minutes)."""
+        return {"code": self.login.issue_code(body.user, body.appid)}
+
+    async def request_payment(self, body: RequestPayment) -> dict[str, str]:
+        """Like ``wx.requestPayment``: body = the params the mini program got from minigate."""
+        params: dict[str, Any] = {k: v for k, v in (body.model_extra or {}).items()}
+        return await self.wechat.request_payment(params, body.outcome)
+
+    async def trade_pay(self, body: TradePay) -> dict[str, str]:
+        """Like ``my.tradePay``."""
+        return await self.alipay.trade_pay(body.orderStr, body.tradeNO, body.outcome)
+
+    async def notification_options(self, body: NotifyOptions) -> NotifyOptions:
+        """Make the simulators send duplicates, delay, or drop (blackhole) notifications."""
+        self.notifier.options = body
+        return body

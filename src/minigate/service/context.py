@@ -1,0 +1,61 @@
+"""The composition root's product: everything a use case needs, built once at start."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from minigate.clock import Clock
+from minigate.config import Settings
+from minigate.errors import InvalidRequest
+from minigate.login import WechatLogin
+from minigate.providers.base import Channel, ProviderClient
+
+log = logging.getLogger("minigate.service")
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    providers: Mapping[str, ProviderClient]
+    login: WechatLogin | None
+    clock: Clock
+    #: Set whenever there is background work to do sooner than the next poll.
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def provider(self, name: str) -> ProviderClient:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise InvalidRequest(f"provider {name!r} is not configured", param="provider",
+                                 code="provider_not_configured") from None
+
+    def provider_for(self, channel: Channel, name: str | None) -> ProviderClient:
+        """The named provider, or the configured default for the channel; it must serve it."""
+        chosen = name or self.settings.default_providers.get(channel.value, "")
+        client = self.provider(chosen)
+        if channel not in client.channels:
+            raise InvalidRequest(f"provider {chosen!r} does not serve channel {channel.value!r}",
+                                 param="channel", code="channel_not_supported")
+        return client
+
+    def notify_url(self, provider: str) -> str:
+        return f"{self.settings.public_url.rstrip('/')}/v1/notify/{provider}"
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        return bool(self.settings.webhook_url)
+
+    def kick(self) -> None:
+        """Ask the job runner to look for due work now."""
+        self.wakeup.set()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

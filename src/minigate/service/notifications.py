@@ -1,0 +1,91 @@
+"""One intake pipeline for every provider's callbacks.
+
+1. Verify the raw bytes (the connector's job; nothing is parsed before the signature holds).
+2. In one short transaction: record the notification under its unique event key (a
+   duplicate hits the constraint and changes nothing), compare amount / currency / ids with
+   the order, apply the transition with a conditional update, write the outbox event.
+3. Ack in the provider's own format. Slow work (merchant webhooks) happens later.
+
+Callbacks that are only hints (``trusted=False``, CBTIS) never move an order: they make the
+reconciler query the provider now.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy.exc import IntegrityError
+
+from minigate.errors import NotificationRejected
+from minigate.providers.base import Ack, IncomingNotification, VerifiedNotification
+from minigate.service.context import ServiceContext
+from minigate.service.payments import settle_payment
+from minigate.service.refunds import settle_refund
+from minigate.store import repo
+from minigate.store.models import Notification
+
+log = logging.getLogger("minigate.notifications")
+
+MAX_BODY = 64 * 1024
+
+
+async def handle_notification(
+    ctx: ServiceContext, provider: str, headers: Mapping[str, str], body: bytes
+) -> Ack:
+    client = ctx.provider(provider)
+    if len(body) > MAX_BODY:
+        return client.ack(False, "body too large")
+    incoming = IncomingNotification({k.lower(): v for k, v in headers.items()}, body,
+                                    ctx.clock.now())
+    try:
+        verified = client.verify_notification(incoming)
+    except NotificationRejected as exc:
+        log.warning("rejected %s notification: %s", provider, exc.reason)
+        return client.ack(False, exc.reason)
+    try:
+        outcome = await _record_and_apply(ctx, provider, verified, body)
+    except IntegrityError:
+        outcome = "duplicate"  # the same provider event, already recorded
+    log.info("%s notification %s: %s", provider, verified.event_key, outcome)
+    return client.ack(True)
+
+
+async def _record_and_apply(
+    ctx: ServiceContext, provider: str, verified: VerifiedNotification, body: bytes
+) -> str:
+    now = ctx.clock.now()
+    async with ctx.sessions() as session, session.begin():
+        record = Notification(provider=provider, event_key=verified.event_key[:160],
+                              order_id=None, outcome="received", body=body, received_at=now)
+        session.add(record)
+        await session.flush()  # raises IntegrityError for a duplicate event
+        outcome = "unmatched"
+        if verified.payment is not None:
+            payment = await repo.payment_by_number(session, provider,
+                                                   verified.payment.provider_order_no)
+            if payment is not None:
+                order = await repo.get_order(session, payment.order_id, lock=True)
+                assert order is not None
+                record.order_id = order.id
+                if verified.trusted:
+                    outcome = await settle_payment(ctx, session, order, payment,
+                                                   verified.payment, source="notification")
+                else:
+                    payment.next_check_at = now
+                    outcome = "query_scheduled"
+        elif verified.refund is not None:
+            refund = await repo.refund_by_number(session, provider,
+                                                 verified.refund.provider_refund_no)
+            if refund is not None:
+                record.order_id = refund.order_id
+                if verified.trusted:
+                    outcome = await settle_refund(ctx, session, refund, verified.refund,
+                                                  source="notification")
+                else:
+                    refund.next_check_at = now
+                    outcome = "query_scheduled"
+        record.outcome = outcome
+    if outcome == "query_scheduled":
+        ctx.kick()
+    return outcome

@@ -1,0 +1,189 @@
+"""Create, read, list and close orders."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from minigate.domain.events import EventType
+from minigate.domain.ids import new_id, new_secret
+from minigate.domain.money import Money
+from minigate.domain.states import OPEN_STATES, OrderStatus
+from minigate.errors import Conflict, InvalidRequest, NotFound
+from minigate.providers.base import Channel, PaymentRef
+from minigate.service.context import ServiceContext, token_hash
+from minigate.service.views import event_view, order_view
+from minigate.store import repo
+from minigate.store.models import Event, Order, Payment
+
+MIN_TTL, MAX_TTL = 60, 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    merchant_reference: str
+    amount: Money
+    description: str
+    channel: Channel
+    provider: str | None = None
+    expires_in: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+async def create_order(ctx: ServiceContext, cmd: NewOrder) -> dict[str, Any]:
+    """Record a new order; the provider is called later, at pay time (it needs the openid)."""
+    client = ctx.provider_for(cmd.channel, cmd.provider)
+    ttl = cmd.expires_in if cmd.expires_in is not None else ctx.settings.order_ttl_seconds
+    if not MIN_TTL <= ttl <= MAX_TTL:
+        raise InvalidRequest(f"expires_in must be between {MIN_TTL} and {MAX_TTL} seconds",
+                             param="expires_in")
+    now = ctx.clock.now()
+    token = "ct_" + new_secret()
+    order = Order(
+        id=new_id("ord"), merchant_reference=cmd.merchant_reference,
+        amount_minor=cmd.amount.minor, currency=cmd.amount.currency,
+        description=cmd.description, channel=cmd.channel.value, provider=client.name,
+        status=OrderStatus.CREATED.value, client_token_hash=token_hash(token),
+        refunded_minor=0, refund_reserved_minor=0, metadata_json=cmd.metadata, flagged=0,
+        expires_at=now + timedelta(seconds=ttl), created_at=now, updated_at=now, version=1,
+    )
+    async with ctx.sessions() as session, session.begin():
+        session.add(order)
+        event = repo.add_event(session, EventType.ORDER_CREATED, now, order_id=order.id,
+                               data={"amount": cmd.amount.decimal_str()}, webhooks=False)
+    view = order_view(order, None, (), [event])
+    view["client_token"] = token
+    return view
+
+
+async def get_order(ctx: ServiceContext, order_id: str) -> dict[str, Any]:
+    async with ctx.sessions() as session:
+        order = await repo.get_order(session, order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}", param="id")
+        payment = await repo.payment_for_order(session, order_id)
+        refunds = await repo.refunds_for_order(session, order_id)
+        events = await repo.events_for_order(session, order_id)
+    return order_view(order, payment, refunds, events)
+
+
+def _encode_cursor(order: Order) -> str:
+    raw = json.dumps([order.created_at.isoformat(), order.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[Any, str]:
+    from datetime import datetime
+
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, oid = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(created), str(oid)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest("cursor is not valid", param="cursor") from exc
+
+
+async def list_orders(
+    ctx: ServiceContext, *, status: str | None, provider: str | None, limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    if not 1 <= limit <= 100:
+        raise InvalidRequest("limit must be between 1 and 100", param="limit")
+    if status is not None and status not in {s.value for s in OrderStatus}:
+        raise InvalidRequest(f"unknown status {status!r}", param="status")
+    stmt = select(Order).order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)
+    if status:
+        stmt = stmt.where(Order.status == status)
+    if provider:
+        stmt = stmt.where(Order.provider == provider)
+    if cursor:
+        created, oid = _decode_cursor(cursor)
+        stmt = stmt.where(
+            (Order.created_at < created) | ((Order.created_at == created) & (Order.id < oid))
+        )
+    async with ctx.sessions() as session:
+        rows = list((await session.execute(stmt)).scalars().all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "object": "list",
+        "data": [order_view(o, detail=False) for o in rows],
+        "has_more": more,
+        "next_cursor": _encode_cursor(rows[-1]) if more and rows else None,
+    }
+
+
+async def close_order(ctx: ServiceContext, order_id: str, *, reason: str = "merchant") -> dict[str, Any]:
+    """Close an unpaid order, at the provider first when it has a payment there."""
+    async with ctx.sessions() as session:
+        order = await repo.get_order(session, order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}", param="id")
+        payment = await repo.payment_for_order(session, order_id)
+    if OrderStatus(order.status) not in OPEN_STATES:
+        if order.status == OrderStatus.CLOSED:
+            return await get_order(ctx, order_id)
+        raise Conflict(f"order is {order.status}; only unpaid orders can be closed",
+                       code="order_not_closable")
+    if payment is not None:
+        await close_at_provider(ctx, order, payment)
+    await mark_closed(ctx, order, reason)
+    return await get_order(ctx, order_id)
+
+
+async def close_at_provider(ctx: ServiceContext, order: Order, payment: Payment) -> None:
+    client = ctx.provider(payment.provider)
+    if not client.supports_close:
+        return
+    age = (ctx.clock.now() - payment.created_at).total_seconds()
+    if age < client.min_close_age:
+        raise Conflict(
+            f"{client.name} does not allow closing an order in its first "
+            f"{client.min_close_age} seconds; try again in {int(client.min_close_age - age) + 1} s",
+            code="close_too_early",
+        )
+    ref = PaymentRef(payment.provider_order_no, Money(order.amount_minor, order.currency),
+                     payment.created_at, payment.provider_txn_id)
+    await client.close_payment(ref)
+
+
+async def mark_closed(ctx: ServiceContext, order: Order, reason: str) -> bool:
+    now = ctx.clock.now()
+    async with ctx.sessions() as session, session.begin():
+        fresh = await repo.get_order(session, order.id)
+        assert fresh is not None
+        moved = await repo.move_order(session, fresh, OrderStatus.CLOSED, now,
+                                      allowed_from=OPEN_STATES)
+        if moved:
+            payment = await repo.payment_for_order(session, order.id)
+            if payment is not None and payment.status in ("created", "pending", "unknown"):
+                payment.status, payment.updated_at = "closed", now
+                payment.next_check_at = None
+            repo.add_event(session, EventType.ORDER_CLOSED, now, order_id=order.id,
+                           data={"order": order_view(fresh, detail=False), "reason": reason},
+                           webhooks=ctx.webhooks_enabled)
+    if moved:
+        ctx.kick()
+    return moved
+
+
+async def list_events(ctx: ServiceContext, *, after: int | None, limit: int) -> dict[str, Any]:
+    """Merchant-facing events in the order they happened (``after`` = last seen sequence)."""
+    from minigate.domain.events import DELIVERABLE
+
+    if not 1 <= limit <= 100:
+        raise InvalidRequest("limit must be between 1 and 100", param="limit")
+    stmt = select(Event).where(Event.type.in_([t.value for t in DELIVERABLE]))
+    if after is not None:
+        stmt = stmt.where(Event.seq > after)
+    stmt = stmt.order_by(Event.seq).limit(limit + 1)
+    async with ctx.sessions() as session:
+        rows = list((await session.execute(stmt)).scalars().all())
+    more = len(rows) > limit
+    return {"object": "list", "data": [event_view(e) for e in rows[:limit]], "has_more": more}

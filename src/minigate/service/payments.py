@@ -1,0 +1,320 @@
+"""Pay (client), status (client), and settling a payment from the provider's word."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from minigate.domain.events import EventType
+from minigate.domain.ids import new_id, provider_number
+from minigate.domain.money import Money
+from minigate.domain.states import DEAD_STATES, OPEN_STATES, PAID_STATES, OrderStatus
+from minigate.errors import (
+    AuthenticationError,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ProviderError,
+    ProviderTimeout,
+)
+from minigate.providers.base import (
+    Channel,
+    CreatedPayment,
+    PaymentRef,
+    PaymentRequest,
+    PaymentState,
+    ProviderPaymentStatus,
+)
+from minigate.service.context import ServiceContext, token_hash
+from minigate.service.views import order_view
+from minigate.store import repo
+from minigate.store.models import Order, Payment
+
+log = logging.getLogger("minigate.payments")
+
+#: How long pay parameters are reused before a fresh prepay is asked for (WeChat: 2 h).
+PARAMS_TTL = timedelta(hours=2)
+#: Reconciliation: first query within a minute, then backing off (seconds).
+CHECK_SCHEDULE = (20, 40, 60, 120, 300, 600, 1800, 3600)
+
+P = ProviderPaymentStatus
+
+
+def next_check(now: datetime, checks: int) -> datetime:
+    return now + timedelta(seconds=CHECK_SCHEDULE[min(checks, len(CHECK_SCHEDULE) - 1)])
+
+
+async def _authorised_order(ctx: ServiceContext, order_id: str, client_token: str) -> Order:
+    async with ctx.sessions() as session:
+        order = await repo.get_order(session, order_id)
+    given = token_hash(client_token or "")
+    # Same answer (and same work) for "no such order" and "wrong token": no probing.
+    expected = order.client_token_hash if order is not None else token_hash("\x00")
+    if not hmac.compare_digest(given, expected) or order is None:
+        raise AuthenticationError("client_token does not match this order", param="client_token",
+                                  code="invalid_client_token")
+    return order
+
+
+async def client_status(ctx: ServiceContext, order_id: str, client_token: str) -> dict[str, Any]:
+    """What the mini program may know: status and paid. A client never changes state."""
+    order = await _authorised_order(ctx, order_id, client_token)
+    return {"id": order.id, "status": order.status,
+            "paid": OrderStatus(order.status) in PAID_STATES}
+
+
+def _pay_view(order: Order, params: dict[str, Any]) -> dict[str, Any]:
+    view: dict[str, Any] = {"order_id": order.id, "provider": order.provider,
+                            "channel": order.channel}
+    view.update(params)
+    return view
+
+
+async def pay(
+    ctx: ServiceContext, order_id: str, client_token: str, login_code: str | None,
+    client_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """Turn the login code into an openid, create (or reuse) the provider payment, and
+    return exactly what ``wx.requestPayment`` / ``my.tradePay`` need."""
+    order = await _authorised_order(ctx, order_id, client_token)
+    now = ctx.clock.now()
+    status = OrderStatus(order.status)
+    if status in PAID_STATES:
+        raise Conflict("order is already paid", code="order_already_paid")
+    if status in DEAD_STATES:
+        raise Conflict(f"order is {order.status}", code=f"order_{order.status}")
+    if now >= order.expires_at:
+        raise Conflict("order has expired", code="order_expired")
+    async with ctx.sessions() as session:
+        payment = await repo.payment_for_order(session, order.id)
+    if _reusable(payment, now):
+        assert payment is not None and payment.client_params is not None
+        return _pay_view(order, payment.client_params)
+    client = ctx.provider(order.provider)
+    channel = Channel(order.channel)
+    openid = await _openid(ctx, client.needs_openid(channel), login_code)
+    payment = await _ensure_payment(ctx, order, payment, openid, now)
+    request = PaymentRequest(
+        provider_order_no=payment.provider_order_no,
+        amount=Money(order.amount_minor, order.currency), channel=channel,
+        description=order.description, notify_url=ctx.notify_url(order.provider),
+        expires_at=order.expires_at, created_at=payment.created_at, openid=openid,
+        client_ip=client_ip,
+    )
+    try:
+        created = await client.create_payment(request)
+    except ProviderTimeout:
+        await _mark_unknown(ctx, order, payment)
+        raise
+    params = await _record_prepay(ctx, order, payment, created)
+    return _pay_view(order, params)
+
+
+def _reusable(payment: Payment | None, now: datetime) -> bool:
+    return (
+        payment is not None and payment.status == "pending" and bool(payment.client_params)
+        and payment.params_expire_at is not None and payment.params_expire_at > now
+    )
+
+
+async def _openid(ctx: ServiceContext, needed: bool, login_code: str | None) -> str | None:
+    if not needed:
+        return None
+    if not login_code:
+        raise InvalidRequest("login_code is required: the code from wx.login()",
+                             param="login_code", code="missing_login_code")
+    if ctx.login is None:
+        raise InvalidRequest("WeChat login (jscode2session) is not configured",
+                             code="login_not_configured")
+    return await ctx.login.openid(login_code)
+
+
+async def _ensure_payment(
+    ctx: ServiceContext, order: Order, payment: Payment | None, openid: str | None,
+    now: datetime,
+) -> Payment:
+    """The payment row with its provider number, committed before any provider call."""
+    if payment is not None:
+        if payment.openid and openid and payment.openid != openid:
+            raise Conflict("this order is already being paid by another WeChat user",
+                           code="payer_mismatch")
+        return payment
+    payment = Payment(
+        id=new_id("pay"), order_id=order.id, provider=order.provider,
+        provider_order_no=provider_number(), status="created", openid=openid,
+        client_params=None, checks=0, created_at=now, updated_at=now,
+        next_check_at=now + timedelta(seconds=CHECK_SCHEDULE[0]),
+    )
+    try:
+        async with ctx.sessions() as session, session.begin():
+            session.add(payment)
+    except IntegrityError:
+        async with ctx.sessions() as session:  # a concurrent pay call created it first
+            existing = await repo.payment_for_order(session, order.id)
+        if existing is None:
+            raise
+        return existing
+    return payment
+
+
+async def _mark_unknown(ctx: ServiceContext, order: Order, payment: Payment) -> None:
+    now = ctx.clock.now()
+    async with ctx.sessions() as session, session.begin():
+        fresh = await session.get(Payment, payment.id)
+        order_row = await repo.get_order(session, order.id)
+        assert fresh is not None and order_row is not None
+        if fresh.status in ("created", "pending"):
+            fresh.status, fresh.updated_at = "unknown", now
+            fresh.next_check_at = now + timedelta(seconds=5)
+        moved = await repo.move_order(session, order_row, OrderStatus.UNKNOWN, now,
+                                      allowed_from={OrderStatus.CREATED, OrderStatus.PENDING})
+        if moved:
+            repo.add_event(session, EventType.ORDER_UNKNOWN, now, order_id=order.id,
+                           data={"reason": "provider call timed out"}, webhooks=False)
+    ctx.kick()
+
+
+async def _record_prepay(
+    ctx: ServiceContext, order: Order, payment: Payment, created: CreatedPayment
+) -> dict[str, Any]:
+    now = ctx.clock.now()
+    params: dict[str, Any] = {}
+    if created.wechat is not None:
+        params["wechat"] = created.wechat
+    if created.alipay is not None:
+        params["alipay"] = created.alipay
+    if not params:
+        raise ProviderError("provider returned no client parameters", provider=order.provider)
+    async with ctx.sessions() as session, session.begin():
+        fresh = await session.get(Payment, payment.id)
+        order_row = await repo.get_order(session, order.id)
+        assert fresh is not None and order_row is not None
+        if fresh.status in ("created", "unknown", "pending"):
+            fresh.status = "pending"
+        fresh.client_params = params
+        fresh.provider_txn_id = created.provider_txn_id or fresh.provider_txn_id
+        fresh.params_expire_at = min(order.expires_at, now + PARAMS_TTL)
+        fresh.updated_at = now
+        moved = await repo.move_order(session, order_row, OrderStatus.PENDING, now,
+                                      allowed_from={OrderStatus.CREATED, OrderStatus.UNKNOWN})
+        if moved:
+            repo.add_event(session, EventType.ORDER_PENDING, now, order_id=order.id,
+                           data={"provider_order_no": fresh.provider_order_no}, webhooks=False)
+    return params
+
+
+def payment_ref(order: Order, payment: Payment) -> PaymentRef:
+    return PaymentRef(payment.provider_order_no, Money(order.amount_minor, order.currency),
+                      payment.created_at, payment.provider_txn_id)
+
+
+async def settle_payment(
+    ctx: ServiceContext, session: AsyncSession, order: Order, payment: Payment,
+    state: PaymentState, *, source: str,
+) -> str:
+    """Apply the provider's word about a payment, inside the caller's transaction.
+
+    Returns what happened: ``paid``, ``paid_after_close``, ``mismatch``, ``failed``,
+    ``closed``, ``pending`` or ``noop`` (already applied / nothing to do).
+    """
+    now = ctx.clock.now()
+    if state.status in (P.PAID, P.REFUNDED):
+        problem = _mismatch(ctx, order, state)
+        if problem:
+            await _flag(ctx, session, order, payment, problem, source, now)
+            return "mismatch"
+        return await _apply_paid(ctx, session, order, payment, state, now)
+    if state.status in (P.FAILED, P.CLOSED):
+        target = OrderStatus.FAILED if state.status is P.FAILED else OrderStatus.CLOSED
+        moved = await repo.move_order(session, order, target, now, allowed_from=OPEN_STATES)
+        if not moved:
+            return "noop"
+        payment.status, payment.next_check_at, payment.updated_at = target.value, None, now
+        event = EventType.ORDER_FAILED if target is OrderStatus.FAILED else EventType.ORDER_CLOSED
+        repo.add_event(session, event, now, order_id=order.id,
+                       data={"order": order_view(order, detail=False), "source": source,
+                             "detail": state.detail}, webhooks=ctx.webhooks_enabled)
+        return target.value
+    if state.status is P.PENDING and payment.status == "unknown":
+        payment.status, payment.updated_at = "pending", now
+        await repo.move_order(session, order, OrderStatus.PENDING, now,
+                              allowed_from={OrderStatus.CREATED, OrderStatus.UNKNOWN})
+        return "pending"
+    return "noop"
+
+
+def _mismatch(ctx: ServiceContext, order: Order, state: PaymentState) -> str:
+    expected = Money(order.amount_minor, order.currency)
+    if state.amount is None:
+        return "amount missing"
+    if state.amount.currency != expected.currency:
+        return f"currency {state.amount.currency} != {expected.currency}"
+    if state.amount.minor != expected.minor:
+        return f"amount {state.amount.decimal_str()} != {expected.decimal_str()}"
+    identity = getattr(ctx.provider(order.provider), "identity", {})
+    for key, got in (("app_id", state.app_id), ("merchant_id", state.merchant_id)):
+        want = identity.get(key)
+        if want and got is not None and got != want:
+            return f"{key} {got!r} != {want!r}"
+    return ""
+
+
+async def _flag(
+    ctx: ServiceContext, session: AsyncSession, order: Order, payment: Payment, problem: str,
+    source: str, now: datetime,
+) -> None:
+    log.warning("security: %s payment for %s does not match the order: %s",
+                source, order.id, problem)
+    order.flagged = 1
+    payment.next_check_at = now  # ask the provider directly
+    repo.add_event(session, EventType.NOTIFICATION_MISMATCH, now, order_id=order.id,
+                   data={"problem": problem, "source": source}, webhooks=False)
+    ctx.kick()
+
+
+async def _apply_paid(
+    ctx: ServiceContext, session: AsyncSession, order: Order, payment: Payment,
+    state: PaymentState, now: datetime,
+) -> str:
+    moved = await repo.move_order(session, order, OrderStatus.PAID, now,
+                                  allowed_from=OPEN_STATES, paid_at=now)
+    event = EventType.ORDER_PAID
+    if not moved:
+        moved = await repo.move_order(session, order, OrderStatus.PAID_AFTER_CLOSE, now,
+                                      allowed_from=DEAD_STATES, paid_at=now)
+        event = EventType.ORDER_PAID_AFTER_CLOSE
+    if not moved:
+        return "noop"
+    payment.status, payment.next_check_at, payment.updated_at = "succeeded", None, now
+    payment.provider_txn_id = state.provider_txn_id or payment.provider_txn_id
+    repo.add_event(session, event, now, order_id=order.id,
+                   data={"order": order_view(order, detail=False)},
+                   webhooks=ctx.webhooks_enabled)
+    ctx.kick()
+    return "paid" if event is EventType.ORDER_PAID else "paid_after_close"
+
+
+async def check_payment(ctx: ServiceContext, payment_id: str, *, source: str = "query") -> str:
+    """Ask the provider about one payment and apply the answer."""
+    async with ctx.sessions() as session:
+        payment = await session.get(Payment, payment_id)
+        if payment is None:
+            raise NotFound(f"no payment {payment_id}")
+        order = await repo.get_order(session, payment.order_id)
+        assert order is not None
+    client = ctx.provider(payment.provider)
+    state = await client.query_payment(payment_ref(order, payment))
+    async with ctx.sessions() as session, session.begin():
+        payment_row = await session.get(Payment, payment_id)
+        order_row = await repo.get_order(session, payment.order_id)
+        assert payment_row is not None and order_row is not None
+        outcome = await settle_payment(ctx, session, order_row, payment_row, state, source=source)
+        if payment_row.status in ("pending", "unknown", "created"):
+            payment_row.checks += 1
+            payment_row.next_check_at = next_check(ctx.clock.now(), payment_row.checks)
+    return outcome

@@ -1,0 +1,204 @@
+"""Refunds against a ledger that never lets the sum of live refunds exceed what was paid.
+
+The guard is one conditional UPDATE on the order: ``refund_reserved_minor`` grows by the
+refund's amount only ``WHERE refund_reserved_minor + amount <= amount_minor``. Concurrent
+requests that together exceed the paid amount lose that race and get a 422. A failed refund
+gives its reservation back; a succeeded one also adds to ``refunded_minor``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from minigate.domain.events import EventType
+from minigate.domain.ids import new_id, provider_number
+from minigate.domain.money import Money, parse_minor
+from minigate.domain.states import OrderStatus, RefundStatus, status_after_refunds
+from minigate.errors import Conflict, NotFound, ProviderError, ProviderTimeout, Unprocessable
+from minigate.providers.base import ProviderRefundStatus, RefundRequest, RefundState
+from minigate.service.context import ServiceContext
+from minigate.service.views import order_view, refund_view
+from minigate.store import repo
+from minigate.store.models import Order, Payment, Refund
+
+log = logging.getLogger("minigate.refunds")
+
+REFUNDABLE = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.PAID_AFTER_CLOSE)
+R = ProviderRefundStatus
+OPEN_REFUND = (RefundStatus.PENDING.value, RefundStatus.UNKNOWN.value)
+
+
+async def create_refund(
+    ctx: ServiceContext, order_id: str, amount: str | None, reason: str = ""
+) -> dict[str, Any]:
+    """Reserve the amount, record the refund with its provider number, then ask the provider."""
+    refund = await _reserve(ctx, order_id, amount, reason)
+    return await submit_refund(ctx, refund.id)
+
+
+async def _reserve(ctx: ServiceContext, order_id: str, amount: str | None, reason: str) -> Refund:
+    now = ctx.clock.now()
+    async with ctx.sessions() as session, session.begin():
+        order = await repo.get_order(session, order_id, lock=True)
+        if order is None:
+            raise NotFound(f"no order {order_id}", param="id")
+        if OrderStatus(order.status) not in REFUNDABLE:
+            raise Conflict(f"order is {order.status}; only paid orders can be refunded",
+                           code="order_not_refundable")
+        minor = (parse_minor(amount, order.currency) if amount is not None
+                 else order.amount_minor - order.refund_reserved_minor)
+        if minor <= 0:
+            raise Unprocessable("refund amount must be greater than zero", param="amount",
+                                code="invalid_refund_amount")
+        reserved = await session.execute(
+            update(Order)
+            .where(Order.id == order.id,
+                   Order.refund_reserved_minor + minor <= Order.amount_minor)
+            .values(refund_reserved_minor=Order.refund_reserved_minor + minor)
+            .execution_options(synchronize_session=False)
+        )
+        if reserved.rowcount != 1:  # type: ignore[attr-defined]
+            raise Unprocessable("refund exceeds the amount that is still refundable",
+                                param="amount", code="refund_exceeds_paid")
+        refund = Refund(
+            id=new_id("rfd"), order_id=order.id, provider=order.provider,
+            provider_refund_no=provider_number("RF"), amount_minor=minor,
+            currency=order.currency, status=RefundStatus.PENDING.value, reason=reason[:255],
+            failure_reason="", checks=0, next_check_at=now + timedelta(seconds=30),
+            created_at=now, updated_at=now,
+        )
+        session.add(refund)
+        repo.add_event(session, EventType.REFUND_CREATED, now, order_id=order.id,
+                       data={"refund": refund_view(refund)}, webhooks=False)
+    return refund
+
+
+async def _refund_request(ctx: ServiceContext, refund: Refund) -> RefundRequest:
+    from minigate.service.payments import payment_ref
+
+    async with ctx.sessions() as session:
+        order = await repo.get_order(session, refund.order_id)
+        payment = await repo.payment_for_order(session, refund.order_id)
+    assert order is not None and payment is not None
+    return RefundRequest(payment=payment_ref(order, payment),
+                         provider_refund_no=refund.provider_refund_no,
+                         amount=Money(refund.amount_minor, refund.currency),
+                         reason=refund.reason, notify_url=ctx.notify_url(refund.provider),
+                         requested_at=refund.created_at)
+
+
+async def submit_refund(ctx: ServiceContext, refund_id: str, *, query: bool = False) -> dict[str, Any]:
+    """Send (or, with ``query``, look up) a refund at the provider and apply the answer."""
+    async with ctx.sessions() as session:
+        refund = await session.get(Refund, refund_id)
+    if refund is None:
+        raise NotFound(f"no refund {refund_id}")
+    request = await _refund_request(ctx, refund)
+    client = ctx.provider(refund.provider)
+    try:
+        state = await (client.query_refund(request) if query else client.refund(request))
+    except ProviderTimeout:
+        state = RefundState(refund.provider_refund_no, R.UNKNOWN, detail="provider timed out")
+    except ProviderError as exc:
+        if exc.retryable:
+            state = RefundState(refund.provider_refund_no, R.UNKNOWN, detail=exc.message)
+        else:
+            state = RefundState(refund.provider_refund_no, R.FAILED, detail=exc.message)
+    async with ctx.sessions() as session, session.begin():
+        row = await session.get(Refund, refund_id)
+        assert row is not None
+        await settle_refund(ctx, session, row, state, source="query" if query else "refund")
+        if row.status in OPEN_REFUND:
+            row.checks += 1
+            row.next_check_at = _next_refund_check(ctx.clock.now(), row.checks)
+    ctx.kick()
+    return refund_view(row)
+
+
+def _next_refund_check(now: datetime, checks: int) -> datetime:
+    from minigate.service.payments import next_check
+
+    return next_check(now, checks)
+
+
+async def settle_refund(
+    ctx: ServiceContext, session: AsyncSession, refund: Refund, state: RefundState, *,
+    source: str,
+) -> str:
+    """Apply the provider's word about a refund, inside the caller's transaction."""
+    now = ctx.clock.now()
+    if state.status is R.SUCCEEDED:
+        if not await _close_refund(session, refund, RefundStatus.SUCCEEDED, now, state):
+            return "noop"
+        await _book_refund(ctx, session, refund, now)
+        return "succeeded"
+    if state.status is R.FAILED:
+        if not await _close_refund(session, refund, RefundStatus.FAILED, now, state):
+            return "noop"
+        await session.execute(
+            update(Order).where(Order.id == refund.order_id)
+            .values(refund_reserved_minor=Order.refund_reserved_minor - refund.amount_minor)
+            .execution_options(synchronize_session=False)
+        )
+        refund.failure_reason = state.detail[:255]
+        repo.add_event(session, EventType.REFUND_FAILED, now, order_id=refund.order_id,
+                       data={"refund": refund_view(refund)}, webhooks=ctx.webhooks_enabled)
+        return "failed"
+    if state.status is R.UNKNOWN and refund.status == RefundStatus.PENDING.value:
+        refund.status, refund.updated_at = RefundStatus.UNKNOWN.value, now
+        return "unknown"
+    if state.status is R.PENDING and refund.status == RefundStatus.UNKNOWN.value:
+        refund.status, refund.updated_at = RefundStatus.PENDING.value, now
+        return "pending"
+    return "noop"
+
+
+async def _close_refund(
+    session: AsyncSession, refund: Refund, target: RefundStatus, now: datetime,
+    state: RefundState,
+) -> bool:
+    result = await session.execute(
+        update(Refund)
+        .where(Refund.id == refund.id, Refund.status.in_(OPEN_REFUND))
+        .values(status=target.value, updated_at=now, next_check_at=None,
+                provider_refund_id=state.provider_refund_id or refund.provider_refund_id)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    await session.refresh(refund)
+    return True
+
+
+async def _book_refund(ctx: ServiceContext, session: AsyncSession, refund: Refund,
+                       now: datetime) -> None:
+    await session.execute(
+        update(Order).where(Order.id == refund.order_id)
+        .values(refunded_minor=Order.refunded_minor + refund.amount_minor)
+        .execution_options(synchronize_session=False)
+    )
+    order = await repo.get_order(session, refund.order_id)
+    assert order is not None
+    await session.refresh(order)
+    target = status_after_refunds(order.amount_minor, order.refunded_minor)
+    await repo.move_order(session, order, target, now, allowed_from=REFUNDABLE)
+    repo.add_event(session, EventType.REFUND_SUCCEEDED, now, order_id=refund.order_id,
+                   data={"refund": refund_view(refund),
+                         "order": order_view(order, detail=False)},
+                   webhooks=ctx.webhooks_enabled)
+
+
+async def get_refund(ctx: ServiceContext, refund_id: str) -> dict[str, Any]:
+    async with ctx.sessions() as session:
+        refund = await session.get(Refund, refund_id)
+    if refund is None:
+        raise NotFound(f"no refund {refund_id}", param="id")
+    return refund_view(refund)
+
+
+__all__ = ["create_refund", "get_refund", "settle_refund", "submit_refund", "Payment"]

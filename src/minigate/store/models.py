@@ -1,0 +1,185 @@
+"""Tables. Amounts are BIGINT minor units; times are timezone-aware UTC.
+
+Uniqueness constraints carry the money rules: one payment per provider order number, one
+refund per provider refund number, one notification record per provider event, one
+idempotency record per (API key, Idempotency-Key).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        from datetime import UTC
+
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        from datetime import UTC
+
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    merchant_reference: Mapped[str] = mapped_column(String(64))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(127))
+    channel: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    client_token_hash: Mapped[str] = mapped_column(String(64))
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    refund_reserved_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    metadata_json: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    flagged: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column()
+    paid_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (
+        Index("ix_orders_created", "created_at", "id"),
+        Index("ix_orders_status_expires", "status", "expires_at"),
+    )
+
+
+class Payment(Base):
+    """One payment attempt at a provider; its number is stored before the provider call."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_order_no: Mapped[str] = mapped_column(String(64))
+    provider_txn_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(24))
+    openid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    client_params: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    params_expire_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    next_check_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_order_no", name="uq_payments_provider_no"),
+        UniqueConstraint("order_id", name="uq_payments_order"),
+        Index("ix_payments_check", "status", "next_check_at"),
+    )
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_refund_no: Mapped[str] = mapped_column(String(64))
+    provider_refund_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    failure_reason: Mapped[str] = mapped_column(String(255), default="")
+    next_check_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_refund_no", name="uq_refunds_provider_no"),
+        Index("ix_refunds_check", "status", "next_check_at"),
+    )
+
+
+class Event(Base):
+    """The order timeline and the merchant-webhook outbox, written in the same transaction
+    as the state change it describes."""
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    type: Mapped[str] = mapped_column(String(48))
+    order_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    deliver: Mapped[int] = mapped_column(Integer, default=0)
+    delivery_status: Mapped[str] = mapped_column(String(16), default="none")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (Index("ix_events_delivery", "delivery_status", "next_attempt_at"),)
+
+
+class Notification(Base):
+    """One record per provider event: the unique key is what makes duplicates harmless."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    event_key: Mapped[str] = mapped_column(String(160))
+    order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("provider", "event_key", name="uq_notifications_event"),)
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    locked_until: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
