@@ -22,7 +22,8 @@ from minigate import __version__
 from minigate.api import client, errors, merchant, notify
 from minigate.clock import Clock, SystemClock
 from minigate.config import Settings
-from minigate.jobs.runner import JobRunner
+from minigate.jobs.destination import check_url
+from minigate.jobs.runner import JobRunner, webhook_loopback_allowed
 from minigate.login import WechatLogin
 from minigate.providers.base import ProviderClient
 from minigate.providers.registry import build_providers
@@ -63,6 +64,9 @@ class Runtime:
         return self._ctx
 
     async def start(self) -> None:
+        if self.settings.webhook_url:  # refuse an unsafe destination at start, not at 3 a.m.
+            check_url(self.settings.webhook_url, require_https=not self.sandbox_mode,
+                      allow_loopback=webhook_loopback_allowed(self.settings))
         self.engine = make_engine(self.settings.database_url)
         if self.auto_migrate:
             await migrate(self.engine)

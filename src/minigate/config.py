@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     #: Newest first; several while rotating, each signs a ``v1=`` entry.
     webhook_secrets: list[SecretStr] = Field(default_factory=list)
     log_level: str = "INFO"
+    #: What to do when a provider reports a payment for an order already closed:
+    #: ``refund`` it automatically, or ``escalate`` (flag it and leave it to a person).
+    paid_after_close: Literal["refund", "escalate"] = "refund"
 
     wechat_login: WechatLoginSettings = Field(default_factory=WechatLoginSettings)
     latipay: LatipaySettings = Field(default_factory=LatipaySettings)

@@ -205,3 +205,14 @@ class ProviderClient(Protocol):
     def verify_notification(self, notification: IncomingNotification) -> VerifiedNotification: ...
 
     def ack(self, ok: bool, reason: str = "") -> Ack: ...
+
+
+class NotificationHints(Protocol):
+    """Optional: where an unverifiable notification *claims* to belong.
+
+    Nothing in it is trusted; the service only uses it to query that payment sooner
+    (rate-limited), so a lost-but-real notification is not lost and a forged one changes
+    nothing.
+    """
+
+    def notification_hint(self, notification: IncomingNotification) -> str | None: ...

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
+from minigate.domain.events import EventType
 from minigate.errors import NotificationRejected
 from minigate.providers.base import Ack, IncomingNotification, VerifiedNotification
 from minigate.service.context import ServiceContext
@@ -28,6 +30,8 @@ from minigate.store.models import Notification
 log = logging.getLogger("minigate.notifications")
 
 MAX_BODY = 64 * 1024
+#: An unverifiable notification brings a payment's next query forward at most this often.
+HINT_INTERVAL = timedelta(seconds=30)
 
 
 async def handle_notification(
@@ -42,6 +46,7 @@ async def handle_notification(
         verified = client.verify_notification(incoming)
     except NotificationRejected as exc:
         log.warning("rejected %s notification: %s", provider, exc.reason)
+        await _query_sooner(ctx, provider, client, incoming, exc.reason)
         return client.ack(False, exc.reason)
     try:
         outcome = await _record_and_apply(ctx, provider, verified, body)
@@ -49,6 +54,30 @@ async def handle_notification(
         outcome = "duplicate"  # the same provider event, already recorded
     log.info("%s notification %s: %s", provider, verified.event_key, outcome)
     return client.ack(True)
+
+
+async def _query_sooner(
+    ctx: ServiceContext, provider: str, client: object, incoming: IncomingNotification,
+    reason: str,
+) -> None:
+    """An unverifiable notification never moves an order, but if it names one of our open
+    payments, ask the provider about that payment now — at most once per HINT_INTERVAL."""
+    hint = getattr(client, "notification_hint", None)
+    number = hint(incoming) if hint is not None else None
+    if not number:
+        return
+    now = ctx.clock.now()
+    async with ctx.sessions() as session, session.begin():
+        payment = await repo.payment_by_number(session, provider, number)
+        if payment is None or payment.status not in ("created", "pending", "unknown"):
+            return
+        if payment.next_check_at is not None and payment.next_check_at <= now + HINT_INTERVAL:
+            return  # a check is due soon anyway: this is how the hint is rate-limited
+        payment.next_check_at = now
+        repo.add_event(session, EventType.NOTIFICATION_UNVERIFIED, now,
+                       order_id=payment.order_id, data={"reason": reason[:200]},
+                       webhooks=False)
+    ctx.kick()
 
 
 async def _record_and_apply(

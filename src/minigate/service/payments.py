@@ -295,8 +295,26 @@ async def _apply_paid(
     repo.add_event(session, event, now, order_id=order.id,
                    data={"order": order_view(order, detail=False)},
                    webhooks=ctx.webhooks_enabled)
+    if event is EventType.ORDER_PAID_AFTER_CLOSE:
+        await _after_close_policy(ctx, session, order, now)
     ctx.kick()
     return "paid" if event is EventType.ORDER_PAID else "paid_after_close"
+
+
+async def _after_close_policy(
+    ctx: ServiceContext, session: AsyncSession, order: Order, now: datetime
+) -> None:
+    """Money taken for an order the merchant gave up on: refund it (queued for the job
+    runner, so the notification's transaction stays short) or flag it for a person."""
+    if ctx.settings.paid_after_close == "refund":
+        from minigate.service.refunds import reserve_refund
+
+        refund = await reserve_refund(ctx, session, order, order.amount_minor,
+                                      "automatic: paid after close", now)
+        if refund is not None:
+            refund.next_check_at = now
+    else:
+        order.flagged = 1
 
 
 async def check_payment(ctx: ServiceContext, payment_id: str, *, source: str = "query") -> str:

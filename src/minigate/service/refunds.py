@@ -24,7 +24,7 @@ from minigate.providers.base import ProviderRefundStatus, RefundRequest, RefundS
 from minigate.service.context import ServiceContext
 from minigate.service.views import order_view, refund_view
 from minigate.store import repo
-from minigate.store.models import Order, Payment, Refund
+from minigate.store.models import Order, Refund
 
 log = logging.getLogger("minigate.refunds")
 
@@ -55,26 +55,37 @@ async def _reserve(ctx: ServiceContext, order_id: str, amount: str | None, reaso
         if minor <= 0:
             raise Unprocessable("refund amount must be greater than zero", param="amount",
                                 code="invalid_refund_amount")
-        reserved = await session.execute(
-            update(Order)
-            .where(Order.id == order.id,
-                   Order.refund_reserved_minor + minor <= Order.amount_minor)
-            .values(refund_reserved_minor=Order.refund_reserved_minor + minor)
-            .execution_options(synchronize_session=False)
-        )
-        if reserved.rowcount != 1:  # type: ignore[attr-defined]
+        refund = await reserve_refund(ctx, session, order, minor, reason, now)
+        if refund is None:
             raise Unprocessable("refund exceeds the amount that is still refundable",
                                 param="amount", code="refund_exceeds_paid")
-        refund = Refund(
-            id=new_id("rfd"), order_id=order.id, provider=order.provider,
-            provider_refund_no=provider_number("RF"), amount_minor=minor,
-            currency=order.currency, status=RefundStatus.PENDING.value, reason=reason[:255],
-            failure_reason="", checks=0, next_check_at=now + timedelta(seconds=30),
-            created_at=now, updated_at=now,
-        )
-        session.add(refund)
-        repo.add_event(session, EventType.REFUND_CREATED, now, order_id=order.id,
-                       data={"refund": refund_view(refund)}, webhooks=False)
+    return refund
+
+
+async def reserve_refund(
+    ctx: ServiceContext, session: AsyncSession, order: Order, minor: int, reason: str,
+    now: datetime,
+) -> Refund | None:
+    """Reserve ``minor`` on the order's ledger and record the refund, or None if it would
+    take the live refunds above the paid amount. Inside the caller's transaction."""
+    reserved = await session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.refund_reserved_minor + minor <= Order.amount_minor)
+        .values(refund_reserved_minor=Order.refund_reserved_minor + minor)
+        .execution_options(synchronize_session=False)
+    )
+    if reserved.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    refund = Refund(
+        id=new_id("rfd"), order_id=order.id, provider=order.provider,
+        provider_refund_no=provider_number("RF"), amount_minor=minor, currency=order.currency,
+        status=RefundStatus.PENDING.value, reason=reason[:255], failure_reason="", checks=0,
+        next_check_at=now + timedelta(seconds=30), submitted_at=None, created_at=now,
+        updated_at=now,
+    )
+    session.add(refund)
+    repo.add_event(session, EventType.REFUND_CREATED, now, order_id=order.id,
+                   data={"refund": refund_view(refund)}, webhooks=False)
     return refund
 
 
@@ -100,6 +111,12 @@ async def submit_refund(ctx: ServiceContext, refund_id: str, *, query: bool = Fa
         raise NotFound(f"no refund {refund_id}")
     request = await _refund_request(ctx, refund)
     client = ctx.provider(refund.provider)
+    if refund.submitted_at is None:
+        query = False
+        async with ctx.sessions() as session, session.begin():
+            row = await session.get(Refund, refund_id)
+            assert row is not None
+            row.submitted_at = ctx.clock.now()
     try:
         state = await (client.query_refund(request) if query else client.refund(request))
     except ProviderTimeout:
@@ -201,4 +218,3 @@ async def get_refund(ctx: ServiceContext, refund_id: str) -> dict[str, Any]:
     return refund_view(refund)
 
 
-__all__ = ["create_refund", "get_refund", "settle_refund", "submit_refund", "Payment"]

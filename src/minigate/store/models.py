@@ -120,6 +120,8 @@ class Refund(Base):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(255), default="")
     failure_reason: Mapped[str] = mapped_column(String(255), default="")
+    #: When the refund call was first sent; None = not yet (auto-refunds wait for the runner).
+    submitted_at: Mapped[datetime | None] = mapped_column(nullable=True)
     next_check_at: Mapped[datetime | None] = mapped_column(nullable=True)
     checks: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column()

@@ -57,6 +57,9 @@ class LatipayClient:
     def verify_notification(self, notification: IncomingNotification) -> VerifiedNotification:
         return messages.verify_notification(self.account, notification)
 
+    def notification_hint(self, notification: IncomingNotification) -> str | None:
+        return messages.notification_hint(notification)
+
     def ack(self, ok: bool, reason: str = "") -> Ack:
         status, body = messages.ack(ok)
         return Ack(status, body, "text/plain")

@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from minigate.domain.money import Money, MoneyError
+from minigate.domain.money import Money, MoneyError, minor_from_decimal
 from minigate.errors import NotificationRejected, ProviderError
 from minigate.providers.base import (
     Channel,
@@ -204,8 +204,6 @@ def _payment_state(
     money: Money | None = None
     try:
         if isinstance(amount, Decimal):
-            from minigate.domain.money import minor_from_decimal
-
             money = Money(minor_from_decimal(amount, fields["currency"]), fields["currency"])
         elif isinstance(amount, str):
             money = Money.parse(amount, fields["currency"])
@@ -241,6 +239,16 @@ def verify_notification(
         event_key=f"{fields['merchant_reference']}:{fields['status'].lower()}",
         payment=state, raw={k: v for k, v in form.items() if k != "signature"},
     )
+
+
+def notification_hint(notification: IncomingNotification) -> str | None:
+    """The ``merchant_reference`` an unverified notification names (untrusted)."""
+    try:
+        form = dict(parse_qsl(notification.body.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    reference = form.get("merchant_reference", "")
+    return reference[:64] or None
 
 
 def build_refund(account: LatipayAccount, req: RefundRequest) -> HttpRequest:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 02:52:41.602784
+Create Date: 2026-11-22 02:55:20.517116
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.String(length=255), nullable=False),
     sa.Column('failure_reason', sa.String(length=255), nullable=False),
+    sa.Column('submitted_at', minigate.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('next_check_at', minigate.store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('checks', sa.Integer(), nullable=False),
     sa.Column('created_at', minigate.store.models.UTCDateTime(timezone=True), nullable=False),
