@@ -1,0 +1,205 @@
+"""What makes minigate trustworthy with money, proven on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import urlencode
+
+from sqlalchemy import func, select
+
+from minigate.jobs import signing as webhook_signing
+from minigate.providers.latipay import signing
+from minigate.sandbox import credentials as cred
+from minigate.service.orders import mark_closed
+from minigate.service.payments import check_payment
+from minigate.store import repo
+from minigate.store.models import Event
+from tests.reliability.conftest import WEBHOOK_SECRET, Rig
+
+
+async def _pending(rig: Rig, amount: str = "12.30") -> tuple[dict, dict, str]:
+    order = await rig.gw.create_order(amount=amount)
+    pay = await rig.gw.pay(order)
+    detail = await rig.gw.get_order(order["id"])
+    return order, pay, detail["payments"][0]["provider_order_no"]
+
+
+def _paid_form(reference: str, amount: str) -> bytes:
+    sig = signing.result_signature(cred.LATIPAY_API_KEY, reference, "wechat", "paid", "NZD", amount)
+    return urlencode({"merchant_reference": reference, "order_id": "1", "currency": "NZD",
+                      "amount": amount, "payment_method": "wechat", "status": "paid",
+                      "signature": sig}).encode()
+
+
+async def _event_count(rig: Rig, order_id: str, type_: str) -> int:
+    async with rig.gw.ctx.sessions() as session:
+        stmt = select(func.count()).select_from(Event).where(Event.order_id == order_id,
+                                                             Event.type == type_)
+        return int((await session.execute(stmt)).scalar_one())
+
+
+async def test_concurrent_notifications_pollers_and_status_pay_once(rig: Rig) -> None:
+    order, pay, reference = await _pending(rig)
+    rig.gw.world.notifier.options.blackhole = True
+    await rig.gw.shopper_pays(pay)  # the provider now says paid when queried
+    body = _paid_form(reference, "12.30")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with rig.gw.ctx.sessions() as session:
+        payment = await repo.payment_for_order(session, order["id"])
+    assert payment is not None
+    notifications = [rig.gw.api.post("/v1/notify/latipay", content=body, headers=headers)
+                     for _ in range(50)]
+    pollers = [check_payment(rig.gw.ctx, payment.id) for _ in range(5)]
+    status = rig.gw.api.get(f"/v1/client/orders/{order['id']}",
+                            params={"client_token": order["client_token"]})
+    results = await asyncio.gather(*notifications, *pollers, status)
+    acks = results[:50]
+    assert all(r.status_code == 200 and r.text == "sent" for r in acks)
+    assert (await rig.gw.get_order(order["id"]))["status"] == "paid"
+    assert await _event_count(rig, order["id"], "order.paid") == 1
+
+
+async def test_lost_reply_then_retry_gives_one_provider_order(rig: Rig) -> None:
+    order = await rig.gw.create_order()
+    rig.faults.lose_reply["/sandbox/latipay/v2/miniapppay"] = 1
+    code = await rig.gw.login_code()
+    r = await rig.gw.api.post(f"/v1/client/orders/{order['id']}/pay",
+                              json={"client_token": order["client_token"], "login_code": code})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "provider_timeout"
+    assert (await rig.gw.get_order(order["id"]))["status"] == "unknown"
+    first_try = await rig.gw.get_order(order["id"])
+    number = first_try["payments"][0]["provider_order_no"]
+    pay = await rig.gw.pay(order)  # the mini program retries
+    again = await rig.gw.pay(order)
+    assert pay == again
+    assert (await rig.gw.get_order(order["id"]))["payments"][0]["provider_order_no"] == number
+    sim_orders = [o for (_, ref), o in rig.gw.world.latipay.orders.items() if ref == number]
+    assert len(sim_orders) == 1 and len(rig.gw.world.latipay.orders) == 1
+    await rig.gw.shopper_pays(pay)
+    await rig.gw.wait_status(order["id"], "paid")
+
+
+async def test_concurrent_refunds_never_exceed_paid(rig: Rig) -> None:
+    order, pay, _ = await _pending(rig, amount="10.00")
+    await rig.gw.shopper_pays(pay)
+    await rig.gw.wait_status(order["id"], "paid")
+    calls = [rig.gw.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "3.00"},
+                             headers=rig.gw.merchant()) for _ in range(8)]
+    results = await asyncio.gather(*calls)
+    ok = [r for r in results if r.status_code == 201]
+    refused = [r for r in results if r.status_code == 422]
+    assert len(ok) == 3 and len(refused) == 5, [r.status_code for r in results]
+    assert all(r.json()["error"]["code"] == "refund_exceeds_paid" for r in refused)
+    final = await rig.gw.get_order(order["id"])
+    assert final["amount_refunded"] == "9.00" and final["status"] == "partially_refunded"
+    sim = next(iter(rig.gw.world.latipay.orders.values()))
+    assert sim.refunded_minor == 900
+
+
+async def test_blackholed_notification_settled_by_reconciler(rig: Rig) -> None:
+    order, pay, _ = await _pending(rig)
+    rig.gw.world.notifier.options.blackhole = True
+    assert (await rig.gw.shopper_pays(pay))["errMsg"] == "requestPayment:ok"
+    await rig.run_jobs()
+    assert (await rig.gw.get_order(order["id"]))["status"] == "pending"  # not due yet
+    await rig.run_jobs(seconds=61)
+    final = await rig.gw.get_order(order["id"])
+    assert final["status"] == "paid"
+    assert await _event_count(rig, order["id"], "order.paid") == 1
+
+
+async def test_payment_after_close_is_refunded_automatically(rig: Rig) -> None:
+    order, pay, _ = await _pending(rig)
+    rig.gw.world.notifier.options.blackhole = True
+    await rig.gw.shopper_pays(pay)  # paid at the provider; minigate has not heard
+    async with rig.gw.ctx.sessions() as session:
+        row = await repo.get_order(session, order["id"])
+    assert row is not None
+    assert await mark_closed(rig.gw.ctx, row, "expired")  # closed locally in the same instant
+    rig.gw.world.notifier.options.blackhole = False
+    sim_order = next(iter(rig.gw.world.latipay.orders.values()))
+    rig.gw.world.latipay.notify(sim_order)  # the provider's (late) notification arrives
+    await rig.gw.wait_status(order["id"], "paid_after_close")
+    await rig.run_jobs()
+    final = await rig.gw.get_order(order["id"])
+    assert final["status"] == "refunded" and final["amount_refunded"] == "12.30"
+    types = [e["type"] for e in final["timeline"]]
+    assert types.count("order.paid_after_close") == 1 and "order.paid" not in types
+    assert sim_order.refunded_minor == 1230
+
+
+async def test_crashed_worker_job_is_picked_up_again_once(rig: Rig) -> None:
+    from minigate.store.models import Payment
+
+    order, pay, _ = await _pending(rig)
+    rig.gw.world.notifier.options.blackhole = True
+    await rig.gw.shopper_pays(pay)
+    rig.clock.advance(61)
+    claimed = await rig.runner._claim(Payment, Payment.status.in_(["pending"]),
+                                      Payment.next_check_at)
+    assert claimed  # the first worker claimed the check ... and died before doing it
+    assert await rig.run_jobs() == 0  # leased: a second worker does not take it yet
+    assert (await rig.gw.get_order(order["id"]))["status"] == "pending"
+    await rig.run_jobs(seconds=61)  # lease ran out
+    assert (await rig.gw.get_order(order["id"]))["status"] == "paid"
+    await rig.run_jobs(seconds=3600)
+    assert await _event_count(rig, order["id"], "order.paid") == 1
+
+
+async def test_webhooks_survive_hours_of_merchant_downtime(rig: Rig) -> None:
+    rig.merchant.down = True
+    orders = []
+    for _ in range(2):
+        order, pay, _ = await _pending(rig)
+        await rig.gw.shopper_pays(pay)
+        await rig.gw.wait_status(order["id"], "paid")
+        orders.append(order)
+    await rig.run_jobs()
+    for _ in range(60):  # about six hours in compressed time
+        await rig.run_jobs(seconds=360)
+    assert rig.merchant.received == [] and rig.merchant.attempts >= 10
+    rig.merchant.down = False
+    for _ in range(5):
+        await rig.run_jobs(seconds=3600)
+    ids = [json.loads(body)["id"] for _, body in rig.merchant.received]
+    assert len(ids) == len(set(ids)) == 2
+    now = int(rig.clock.now().timestamp())
+    for headers, body in rig.merchant.received:
+        header = headers["minigate-signature"]
+        assert webhook_signing.verify(header, body, WEBHOOK_SECRET, now, tolerance=10**6)
+        assert json.loads(body)["type"] == "order.paid"
+    listed = await rig.gw.api.get("/v1/events", headers=rig.gw.merchant())
+    delivered = [e for e in listed.json()["data"] if e["type"] == "order.paid"]
+    assert {e["delivery"]["status"] for e in delivered} == {"delivered"}
+
+
+async def test_undeliverable_webhook_parks_then_redelivers(rig: Rig) -> None:
+    rig.merchant.down = True
+    order, pay, _ = await _pending(rig)
+    await rig.gw.shopper_pays(pay)
+    await rig.gw.wait_status(order["id"], "paid")
+    await rig.run_jobs()
+    for _ in range(30):
+        await rig.run_jobs(seconds=3600)
+    events = (await rig.gw.api.get("/v1/events", headers=rig.gw.merchant())).json()["data"]
+    parked = [e for e in events if e["type"] == "order.paid"][0]
+    assert parked["delivery"]["status"] == "parked"
+    rig.merchant.down = False
+    r = await rig.gw.api.post(f"/v1/events/{parked['id']}/redeliver", headers=rig.gw.merchant())
+    assert r.status_code == 200
+    await rig.run_jobs()
+    assert [json.loads(b)["id"] for _, b in rig.merchant.received] == [parked["id"]]
+
+
+async def test_hostile_notifications_send_nothing_to_the_merchant(rig: Rig) -> None:
+    order, _, reference = await _pending(rig)
+    forged = _paid_form(reference, "12.30").replace(b"signature=", b"signature=00")
+    wrong_amount = _paid_form(reference, "0.01")
+    for body in (forged, wrong_amount, b"\xff\xfe", b"merchant_reference=" + reference.encode()):
+        await rig.gw.api.post("/v1/notify/latipay", content=body)
+    for _ in range(3):
+        await rig.run_jobs(seconds=5)
+    final = await rig.gw.get_order(order["id"])
+    assert final["status"] == "pending"
+    assert rig.merchant.received == []
