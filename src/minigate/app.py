@@ -25,6 +25,7 @@ from minigate.config import Settings
 from minigate.jobs.destination import check_url
 from minigate.jobs.runner import JobRunner, webhook_loopback_allowed
 from minigate.login import WechatLogin
+from minigate.logs import install_redaction
 from minigate.providers.base import ProviderClient
 from minigate.providers.registry import build_providers
 from minigate.sandbox.credentials import sandbox_settings
@@ -42,6 +43,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  http: httpx.AsyncClient | None = None, auto_migrate: bool | None = None,
                  run_jobs: bool | None = None) -> None:
+        install_redaction()
         self.sandbox_mode = settings.sandbox_mode
         self.settings = sandbox_settings(settings) if self.sandbox_mode else settings
         self.clock = clock or SystemClock()

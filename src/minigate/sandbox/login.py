@@ -37,6 +37,8 @@ class LoginSim:
         self._codes: dict[str, _Code] = {}
         self._recent: dict[str, deque[datetime]] = {}
         self.fail_next = 0
+        #: Every session_key handed out, so tests can check none of them leaks.
+        self.issued_session_keys: list[str] = []
 
     def openid_for(self, appid: str, user: str) -> str:
         """A user's stable openid within one mini program (different per AppID)."""
@@ -72,5 +74,6 @@ class LoginSim:
         if len(window) >= PER_MINUTE:
             return {"errcode": 45011, "errmsg": "api minute-quota reach limit  mustslower  retry next minute"}
         window.append(now)
-        return {"openid": self.openid_for(appid, entry.user),
-                "session_key": base64.b64encode(secrets.token_bytes(16)).decode()}
+        session_key = base64.b64encode(secrets.token_bytes(16)).decode()
+        self.issued_session_keys.append(session_key)
+        return {"openid": self.openid_for(appid, entry.user), "session_key": session_key}
