@@ -1,0 +1,60 @@
+"""The README's curl tour, run exactly as written against a real `minigate serve`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tour() -> str:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- tour:start -->", 1)[1].split("<!-- tour:end -->", 1)[0]
+    return block.split("```sh", 1)[1].rsplit("```", 1)[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_readme_tour(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "MINIGATE_API_KEY": "sk_test_tour",
+           "MINIGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'tour.db'}"}
+    env.pop("MINIGATE_MODE", None)
+    server = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "minigate.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        script = _tour().replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", script],  # noqa: S603,S607
+                                capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '"paid":true' in out.replace(" ", "")
+    assert re.search(r"^partially_refunded$", out, re.M)
+    assert '"status":"succeeded"' in out.replace(" ", "")
+    assert '"type": "order.paid"' in out
