@@ -86,7 +86,7 @@ def parse_minor(text: str, currency: str) -> int:
     whole, frac = match.group(1), match.group(2) or ""
     if len(frac) > exp:
         raise MoneyError(f"amount {text!r} has more than {exp} decimal places for {currency}")
-    minor = int(whole) * 10**exp + (int(frac.ljust(exp, "0")) if exp else 0)
+    minor: int = int(whole) * 10**exp + (int(frac.ljust(exp, "0")) if exp else 0)
     if minor > MAX_MINOR:
         raise MoneyError("amount out of range")
     return minor
@@ -105,7 +105,7 @@ def format_minor(minor: int, currency: str) -> str:
 def minor_from_decimal(value: Decimal, currency: str) -> int:
     """Exact conversion of a Decimal (e.g. a JSON number parsed as Decimal) to minor units."""
     exp = exponent(currency)
-    scaled = value.scaleb(exp)
+    scaled: Decimal = value.scaleb(exp)
     if scaled != scaled.to_integral_value():
         raise MoneyError(f"amount {value} has more than {exp} decimal places for {currency}")
     return int(scaled)

@@ -136,7 +136,7 @@ class JobRunner:
 
     @staticmethod
     def _lock(session: AsyncSession, stmt: Any) -> Any:
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             return stmt.with_for_update(skip_locked=True)
         return stmt
 

@@ -6,6 +6,8 @@ its own ``/sandbox/…`` routes, so the whole flow runs with no real credentials
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from minigate.config import LatipaySettings, Settings, WechatLoginSettings
 
 MINI_APP_ID = "wx5a7dbe0000sandbox"
@@ -21,9 +23,9 @@ def sandbox_settings(settings: Settings) -> Settings:
     """``settings`` with every provider pointed at the in-process simulators."""
     base = settings.public_url.rstrip("/") + "/sandbox"
     return settings.model_copy(update={
-        "wechat_login": WechatLoginSettings(appid=MINI_APP_ID, secret=MINI_APP_SECRET,
+        "wechat_login": WechatLoginSettings(appid=MINI_APP_ID, secret=SecretStr(MINI_APP_SECRET),
                                             base_url=f"{base}/wechat-login"),
         "latipay": LatipaySettings(user_id=LATIPAY_USER_ID, wallet_id=LATIPAY_WALLET_ID,
-                                   api_key=LATIPAY_API_KEY, base_url=f"{base}/latipay",
+                                   api_key=SecretStr(LATIPAY_API_KEY), base_url=f"{base}/latipay",
                                    app_id=MINI_APP_ID),
     })
