@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     #: Newest first; several while rotating, each signs a ``v1=`` entry.
     webhook_secrets: list[SecretStr] = Field(default_factory=list)
     log_level: str = "INFO"
+    #: Seconds between provider queries of a pending payment or refund: the first within a
+    #: minute, then backing off; the last interval repeats until the order expires.
+    reconcile_schedule: list[int] = Field(
+        default_factory=lambda: [20, 40, 60, 120, 300, 600, 1800, 3600], min_length=1
+    )
     #: What to do when a provider reports a payment for an order already closed:
     #: ``refund`` it automatically, or ``escalate`` (flag it and leave it to a person).
     paid_after_close: Literal["refund", "escalate"] = "refund"

@@ -203,3 +203,19 @@ async def test_hostile_notifications_send_nothing_to_the_merchant(rig: Rig) -> N
     final = await rig.gw.get_order(order["id"])
     assert final["status"] == "pending"
     assert rig.merchant.received == []
+
+
+async def test_two_workers_claim_disjoint_work(rig: Rig) -> None:
+    from minigate.jobs.runner import JobRunner
+    from minigate.store.models import Payment
+
+    rig.gw.world.notifier.options.blackhole = True
+    for _ in range(6):
+        _, pay, _ = await _pending(rig)
+        await rig.gw.shopper_pays(pay)
+    rig.clock.advance(61)
+    other = JobRunner(rig.gw.ctx, rig.gw.runtime.http, worker_id="second")
+    due = Payment.status.in_(["pending"])
+    a, b = await asyncio.gather(rig.runner._claim(Payment, due, Payment.next_check_at),
+                                other._claim(Payment, due, Payment.next_check_at))
+    assert set(a).isdisjoint(b) and len(set(a) | set(b)) == 6

@@ -39,14 +39,15 @@ log = logging.getLogger("minigate.payments")
 
 #: How long pay parameters are reused before a fresh prepay is asked for (WeChat: 2 h).
 PARAMS_TTL = timedelta(hours=2)
-#: Reconciliation: first query within a minute, then backing off (seconds).
-CHECK_SCHEDULE = (20, 40, 60, 120, 300, 600, 1800, 3600)
 
 P = ProviderPaymentStatus
 
 
-def next_check(now: datetime, checks: int) -> datetime:
-    return now + timedelta(seconds=CHECK_SCHEDULE[min(checks, len(CHECK_SCHEDULE) - 1)])
+def next_check(ctx: ServiceContext, checks: int) -> datetime:
+    """When to query a pending payment or refund next: the configured schedule, then its
+    last interval again and again (until expiry closes the order)."""
+    schedule = ctx.settings.reconcile_schedule
+    return ctx.clock.now() + timedelta(seconds=schedule[min(checks, len(schedule) - 1)])
 
 
 async def _authorised_order(ctx: ServiceContext, order_id: str, client_token: str) -> Order:
@@ -148,7 +149,7 @@ async def _ensure_payment(
         id=new_id("pay"), order_id=order.id, provider=order.provider,
         provider_order_no=provider_number(), status="created", openid=openid,
         client_params=None, checks=0, created_at=now, updated_at=now,
-        next_check_at=now + timedelta(seconds=CHECK_SCHEDULE[0]),
+        next_check_at=next_check(ctx, 0),
     )
     try:
         async with ctx.sessions() as session, session.begin():
@@ -334,5 +335,5 @@ async def check_payment(ctx: ServiceContext, payment_id: str, *, source: str = "
         outcome = await settle_payment(ctx, session, order_row, payment_row, state, source=source)
         if payment_row.status in ("pending", "unknown", "created"):
             payment_row.checks += 1
-            payment_row.next_check_at = next_check(ctx.clock.now(), payment_row.checks)
+            payment_row.next_check_at = next_check(ctx, payment_row.checks)
     return outcome

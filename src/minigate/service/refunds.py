@@ -22,6 +22,7 @@ from minigate.domain.states import OrderStatus, RefundStatus, status_after_refun
 from minigate.errors import Conflict, NotFound, ProviderError, ProviderTimeout, Unprocessable
 from minigate.providers.base import ProviderRefundStatus, RefundRequest, RefundState
 from minigate.service.context import ServiceContext
+from minigate.service.payments import next_check, payment_ref
 from minigate.service.views import order_view, refund_view
 from minigate.store import repo
 from minigate.store.models import Order, Refund
@@ -90,8 +91,6 @@ async def reserve_refund(
 
 
 async def _refund_request(ctx: ServiceContext, refund: Refund) -> RefundRequest:
-    from minigate.service.payments import payment_ref
-
     async with ctx.sessions() as session:
         order = await repo.get_order(session, refund.order_id)
         payment = await repo.payment_for_order(session, refund.order_id)
@@ -132,15 +131,9 @@ async def submit_refund(ctx: ServiceContext, refund_id: str, *, query: bool = Fa
         await settle_refund(ctx, session, row, state, source="query" if query else "refund")
         if row.status in OPEN_REFUND:
             row.checks += 1
-            row.next_check_at = _next_refund_check(ctx.clock.now(), row.checks)
+            row.next_check_at = next_check(ctx, row.checks)
     ctx.kick()
     return refund_view(row)
-
-
-def _next_refund_check(now: datetime, checks: int) -> datetime:
-    from minigate.service.payments import next_check
-
-    return next_check(now, checks)
 
 
 async def settle_refund(
