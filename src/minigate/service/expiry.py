@@ -24,6 +24,10 @@ async def expire_order(ctx: ServiceContext, order_id: str) -> str:
     if ctx.clock.now() < order.expires_at:
         return "not_due"
     if payment is not None:
+        client = ctx.provider(payment.provider)
+        age = (ctx.clock.now() - payment.created_at).total_seconds()
+        if client.supports_close and age < client.min_close_age:
+            return "too_early"  # e.g. WeChat's 5 minutes: no query or close until then
         try:
             outcome = await check_payment(ctx, payment.id, source="expiry")
         except ProviderError as exc:
