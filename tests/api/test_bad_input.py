@@ -149,3 +149,15 @@ async def test_openapi_is_served(sqlite_gateway: Harness) -> None:
     r = await sqlite_gateway.api.get("/openapi.json")
     assert r.status_code == 200
     assert "/v1/orders" in r.json()["paths"]
+
+
+async def test_refund_amount_as_number_is_a_400(sqlite_gateway: Harness) -> None:
+    gw = sqlite_gateway
+    order = await gw.create_order(amount="10.00")
+    await gw.shopper_pays(await gw.pay(order))
+    await gw.wait_status(order["id"], "paid")
+    r = await gw.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": 5},
+                          headers=gw.merchant())
+    _assert_error(r, 400, param="amount")
+    r = await gw.api.post(f"/v1/orders/{order['id']}/refunds", headers=gw.merchant())
+    assert r.status_code == 201 and r.json()["amount"] == "10.00"  # no body: the rest

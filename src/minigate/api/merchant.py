@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
 from minigate.api.deps import Ctx, IdempotencyKey, MerchantKey
@@ -62,18 +62,18 @@ async def close_order(order_id: str, ctx: Ctx, _: MerchantKey) -> dict[str, Any]
 
 @router.post("/orders/{order_id}/refunds")
 async def create_refund(
-    order_id: str, request: Request, ctx: Ctx, api_key: MerchantKey, key: IdempotencyKey,
+    order_id: str, ctx: Ctx, api_key: MerchantKey, key: IdempotencyKey,
+    payload: Annotated[CreateRefund | None, Body()] = None,
 ) -> JSONResponse:
-    """Refund all or part of a paid order; never more than what is left."""
-    raw = await request.body()
-    body = CreateRefund.model_validate_json(raw or b"{}")
+    """Refund all or part of a paid order (all that is left when ``amount`` is absent)."""
+    body = payload or CreateRefund()
 
     async def run() -> tuple[int, dict[str, Any]]:
         return 201, await refunds.create_refund(ctx, order_id, body.amount, body.reason)
 
     fingerprint = request_fingerprint(f"POST /v1/orders/{order_id}/refunds", body.model_dump())
-    status, payload = await run_idempotent(ctx, scope_for(api_key), key, fingerprint, run)
-    return JSONResponse(payload, status)
+    status, response = await run_idempotent(ctx, scope_for(api_key), key, fingerprint, run)
+    return JSONResponse(response, status)
 
 
 @router.get("/refunds/{refund_id}")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from minigate.domain.events import EventType
+from minigate.domain.events import DELIVERABLE, EventType
 from minigate.domain.ids import new_id, new_secret
 from minigate.domain.money import Money
 from minigate.domain.states import OPEN_STATES, OrderStatus
@@ -77,9 +77,7 @@ def _encode_cursor(order: Order) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[Any, str]:
-    from datetime import datetime
-
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, oid = json.loads(base64.urlsafe_b64decode(padded))
@@ -175,8 +173,6 @@ async def mark_closed(ctx: ServiceContext, order: Order, reason: str) -> bool:
 
 async def list_events(ctx: ServiceContext, *, after: int | None, limit: int) -> dict[str, Any]:
     """Merchant-facing events in the order they happened (``after`` = last seen sequence)."""
-    from minigate.domain.events import DELIVERABLE
-
     if not 1 <= limit <= 100:
         raise InvalidRequest("limit must be between 1 and 100", param="limit")
     stmt = select(Event).where(Event.type.in_([t.value for t in DELIVERABLE]))

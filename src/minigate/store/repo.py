@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from minigate.domain.events import DELIVERABLE, EventType
 from minigate.domain.ids import new_id
-from minigate.domain.states import OrderStatus, check_order_transition
+from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus, check_order_transition
 from minigate.store.models import Event, Order, Payment, Refund
 
 
@@ -66,7 +66,7 @@ async def move_order(
     """
     current = OrderStatus(order.status)
     sources = set(allowed_from) if allowed_from is not None else {current}
-    sources = {s for s in sources if target in _targets(s)}
+    sources = {s for s in sources if target in ORDER_TRANSITIONS[s]}
     if current in sources:
         check_order_transition(current, target)
     stmt = (
@@ -80,12 +80,6 @@ async def move_order(
         return False
     await session.refresh(order)
     return True
-
-
-def _targets(state: OrderStatus) -> frozenset[OrderStatus]:
-    from minigate.domain.states import ORDER_TRANSITIONS
-
-    return ORDER_TRANSITIONS[state]
 
 
 def add_event(
