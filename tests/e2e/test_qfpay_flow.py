@@ -109,3 +109,19 @@ async def test_close_unpaid_order(sqlite_gateway: Harness) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "closed"
     assert (await h.shopper_pays(pay))["errMsg"] == "requestPayment:fail order closed"
+
+
+async def test_refund_refused_by_qfpay_gives_the_reservation_back(sqlite_gateway: Harness) -> None:
+    h = sqlite_gateway
+    order = await _paid_order(h, amount="50.00")
+    txn = next(t for t in h.world.qfpay.txns.values() if t.kind == "payment")
+    txn.refunded_minor = 4900  # refunded elsewhere (e.g. QFPay's merchant portal)
+    r = await h.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "2.00"},
+                         headers=h.merchant())
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "failed" and "1272" in r.json()["failure_reason"]
+    after = await h.get_order(str(order["id"]))
+    assert after["status"] == "paid" and after["amount_refunded"] == "0.00"
+    ok = await h.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "1.00"},
+                          headers=h.merchant())
+    assert ok.json()["status"] == "succeeded"  # the failed refund's reservation is free again

@@ -6,6 +6,8 @@ its own ``/sandbox/…`` routes, so the whole flow runs with no real credentials
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from minigate.config import (
     CbtisSettings,
     LatipaySettings,
@@ -36,15 +38,15 @@ def sandbox_settings(settings: Settings) -> Settings:
     """``settings`` with every provider pointed at the in-process simulators."""
     base = settings.public_url.rstrip("/") + "/sandbox"
     return settings.model_copy(update={
-        "wechat_login": WechatLoginSettings(appid=MINI_APP_ID, secret=MINI_APP_SECRET,
+        "wechat_login": WechatLoginSettings(appid=MINI_APP_ID, secret=SecretStr(MINI_APP_SECRET),
                                             base_url=f"{base}/wechat-login"),
         "latipay": LatipaySettings(user_id=LATIPAY_USER_ID, wallet_id=LATIPAY_WALLET_ID,
-                                   api_key=LATIPAY_API_KEY, base_url=f"{base}/latipay",
+                                   api_key=SecretStr(LATIPAY_API_KEY), base_url=f"{base}/latipay",
                                    app_id=MINI_APP_ID),
-        "qfpay": QfpaySettings(app_code=QFPAY_APP_CODE, client_key=QFPAY_CLIENT_KEY,
+        "qfpay": QfpaySettings(app_code=QFPAY_APP_CODE, client_key=SecretStr(QFPAY_CLIENT_KEY),
                                base_url=f"{base}/qfpay",
                                sign_type=settings.qfpay.sign_type),
-        "cbtis": CbtisSettings(client_id=CBTIS_CLIENT_ID, api_key=CBTIS_API_KEY,
-                               webhook_secret=CBTIS_WEBHOOK_SECRET, base_url=f"{base}/cbtis",
+        "cbtis": CbtisSettings(client_id=CBTIS_CLIENT_ID, api_key=SecretStr(CBTIS_API_KEY),
+                               webhook_secret=SecretStr(CBTIS_WEBHOOK_SECRET), base_url=f"{base}/cbtis",
                                sub_appid=MINI_APP_ID),
     })
