@@ -91,8 +91,8 @@ def parse_login(response: HttpResponse, now: datetime) -> AccessToken:
         raise ProviderError(f"CBTIS login refused: HTTP {response.status}", provider=PROVIDER,
                             provider_code=str(data.get("code", "")) or None,
                             retryable=response.status >= 500, code="provider_auth_failed")
-    body = data.get("data") if isinstance(data.get("data"), dict) else data
-    assert isinstance(body, dict)
+    inner = data.get("data")
+    body: dict[str, Any] = inner if isinstance(inner, dict) else data
     token = body.get("token")
     if not isinstance(token, str) or not token:
         raise ProviderError("CBTIS login: no token", provider=PROVIDER)
