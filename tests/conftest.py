@@ -90,3 +90,14 @@ async def sqlite_gateway(sqlite_url: str) -> AsyncIterator[Harness]:
     finally:
         await harness.api.aclose()
         await harness.runtime.stop()
+
+
+@pytest.fixture
+async def gateway_with_jobs(database_url: str) -> AsyncIterator[Harness]:
+    """Like ``gateway``, with the job runner on (reconciliation, untrusted-webhook queries)."""
+    harness = await start_harness(harness_settings(database_url), run_jobs=True)
+    try:
+        yield harness
+    finally:
+        await harness.api.aclose()
+        await harness.runtime.stop()

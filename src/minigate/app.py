@@ -52,7 +52,8 @@ class Runtime:
         self.auto_migrate = self.sandbox_mode if auto_migrate is None else auto_migrate
         self.run_jobs = self.settings.run_jobs if run_jobs is None else run_jobs
         self.sandbox: SandboxWorld | None = (
-            SandboxWorld(self.http, clock=self.clock, time_scale=self.settings.sandbox.time_scale)
+            SandboxWorld(self.http, clock=self.clock, time_scale=self.settings.sandbox.time_scale,
+                         public_url=self.settings.public_url)
             if self.sandbox_mode else None
         )
         self.engine: AsyncEngine | None = None
@@ -73,7 +74,8 @@ class Runtime:
         if self.auto_migrate:
             await migrate(self.engine)
         transport = HttpxTransport(self.http)
-        providers: dict[str, ProviderClient] = build_providers(self.settings, transport)
+        providers: dict[str, ProviderClient] = build_providers(self.settings, transport,
+                                                                  self.clock)
         login_cfg = self.settings.wechat_login
         login = (WechatLogin(transport.for_provider("wechat"), login_cfg.base_url,
                              login_cfg.appid, login_cfg.secret.get_secret_value())

@@ -40,6 +40,41 @@ class LatipaySettings(BaseModel):
         return bool(self.user_id and self.wallet_id and self.api_key.get_secret_value())
 
 
+class QfpaySettings(BaseModel):
+    """QFPay (qfapi): ``app_code`` + ``client_key``; ``mchid`` only for agent accounts."""
+
+    app_code: str = ""
+    client_key: SecretStr = SecretStr("")
+    base_url: str = "https://openapi-hk.qfapi.com"
+    #: Sent (and signed) only when QFPay assigned one: agents must, direct merchants must not.
+    mchid: str = ""
+    #: ``X-QF-SIGNTYPE``: QFPay's default MD5, or SHA256.
+    sign_type: Literal["MD5", "SHA256"] = "MD5"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.app_code and self.client_key.get_secret_value())
+
+
+class CbtisSettings(BaseModel):
+    """CBTIS payment intents. Auth and webhooks are modelled on Airwallex (see
+    docs/providers/cbtis.md): a login call with client id + API key gives a bearer token."""
+
+    client_id: str = ""
+    api_key: SecretStr = SecretStr("")
+    #: Verifies webhook ``x-signature``; without it every webhook is refused (the reconciler
+    #: still settles payments by query).
+    webhook_secret: SecretStr = SecretStr("")
+    #: Not published by CBTIS: must be set explicitly.
+    base_url: str = ""
+    #: The mini program AppID sent as ``sub_appid``; defaults to ``wechat_login.appid``.
+    sub_appid: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.api_key.get_secret_value() and self.base_url)
+
+
 class SandboxSettings(BaseModel):
     """Knobs of the built-in provider simulators."""
 
@@ -85,6 +120,8 @@ class Settings(BaseSettings):
 
     wechat_login: WechatLoginSettings = Field(default_factory=WechatLoginSettings)
     latipay: LatipaySettings = Field(default_factory=LatipaySettings)
+    qfpay: QfpaySettings = Field(default_factory=QfpaySettings)
+    cbtis: CbtisSettings = Field(default_factory=CbtisSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     toml_file: ClassVar[Path | None] = None
@@ -109,7 +146,7 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def any_provider_configured(self) -> bool:
-        return self.latipay.configured
+        return self.latipay.configured or self.qfpay.configured or self.cbtis.configured
 
     @property
     def sandbox_mode(self) -> bool:

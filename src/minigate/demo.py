@@ -39,6 +39,8 @@ class DemoCase:
 CASES: list[DemoCase] = [
     DemoCase("latipay", "wechat", "NZD", "12.30", "5.00"),
     DemoCase("latipay", "alipay", "NZD", "25.00", "10.00"),
+    DemoCase("qfpay", "wechat", "HKD", "88.00", "30.00"),
+    DemoCase("cbtis", "wechat", "HKD", "56.80", "6.80"),
 ]
 
 

@@ -95,7 +95,8 @@ class CreatedPayment:
     """The provider accepted the payment: client params for the mini program.
 
     ``wechat`` holds exactly what ``wx.requestPayment`` takes (timeStamp, nonceStr, package,
-    signType, paySign); ``alipay`` holds ``{"orderStr": …}`` or ``{"tradeNO": …}``.
+    signType, paySign), plus ``appId`` when the PSP sends it (the wallet ignores it);
+    ``alipay`` holds ``{"orderStr": …}`` or ``{"tradeNO": …}``.
     """
 
     provider_txn_id: str | None = None

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+from minigate.clock import Clock
 from minigate.config import Settings
 from minigate.providers.base import ProviderClient
+from minigate.providers.cbtis import CbtisAccount, CbtisClient
 from minigate.providers.latipay import LatipayAccount, LatipayClient
+from minigate.providers.qfpay import QfpayAccount, QfpayClient
 from minigate.transport import HttpxTransport
 
 
-def build_providers(settings: Settings, transport: HttpxTransport) -> dict[str, ProviderClient]:
-    """A client for every provider that has credentials in ``settings``."""
+def build_providers(settings: Settings, transport: HttpxTransport,
+                    clock: Clock | None = None) -> dict[str, ProviderClient]:
+    """A client for every provider that has credentials in ``settings``.
+
+    ``clock`` is the runtime's clock, for connectors that keep time (token expiry).
+    """
     clients: dict[str, ProviderClient] = {}
+    mini_app_id = settings.wechat_login.appid
     lp = settings.latipay
     if lp.configured:
         account = LatipayAccount(lp.user_id, lp.wallet_id, lp.api_key.get_secret_value(),
-                                 lp.base_url, lp.app_id or settings.wechat_login.appid)
+                                 lp.base_url, lp.app_id or mini_app_id)
         clients["latipay"] = LatipayClient(account, transport.for_provider("latipay"))
+    qf = settings.qfpay
+    if qf.configured:
+        qf_account = QfpayAccount(qf.app_code, qf.client_key.get_secret_value(), qf.base_url,
+                                  qf.mchid, qf.sign_type)
+        clients["qfpay"] = QfpayClient(qf_account, transport.for_provider("qfpay"))
+    cb = settings.cbtis
+    if cb.configured:
+        cb_account = CbtisAccount(cb.client_id, cb.api_key.get_secret_value(), cb.base_url,
+                                  cb.sub_appid or mini_app_id,
+                                  cb.webhook_secret.get_secret_value())
+        clients["cbtis"] = CbtisClient(cb_account, transport.for_provider("cbtis"), clock)
     return clients

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from minigate.config import LatipaySettings, Settings, WechatLoginSettings
+from minigate.config import (
+    CbtisSettings,
+    LatipaySettings,
+    QfpaySettings,
+    Settings,
+    WechatLoginSettings,
+)
 
 MINI_APP_ID = "wx5a7dbe0000sandbox"
 MINI_APP_SECRET = "sandbox-mini-app-secret-not-a-secret"
@@ -17,6 +23,15 @@ LATIPAY_USER_ID = "U000SANDBOX"
 LATIPAY_WALLET_ID = "W000SANDBOX"
 LATIPAY_API_KEY = "sandbox-latipay-api-key-not-a-secret"
 LATIPAY_CURRENCY = "NZD"
+
+QFPAY_APP_CODE = "QF000SANDBOXAPPCODE0000000000000"
+QFPAY_CLIENT_KEY = "sandbox-qfpay-client-key-not-a-secret"
+QFPAY_CURRENCY = "HKD"
+
+CBTIS_CLIENT_ID = "cbtis-sandbox-client"
+CBTIS_API_KEY = "sandbox-cbtis-api-key-not-a-secret"
+CBTIS_WEBHOOK_SECRET = "sandbox-cbtis-webhook-secret-not-a-secret"
+CBTIS_CURRENCY = "HKD"
 
 
 def sandbox_settings(settings: Settings) -> Settings:
@@ -28,4 +43,10 @@ def sandbox_settings(settings: Settings) -> Settings:
         "latipay": LatipaySettings(user_id=LATIPAY_USER_ID, wallet_id=LATIPAY_WALLET_ID,
                                    api_key=SecretStr(LATIPAY_API_KEY), base_url=f"{base}/latipay",
                                    app_id=MINI_APP_ID),
+        "qfpay": QfpaySettings(app_code=QFPAY_APP_CODE, client_key=SecretStr(QFPAY_CLIENT_KEY),
+                               base_url=f"{base}/qfpay",
+                               sign_type=settings.qfpay.sign_type),
+        "cbtis": CbtisSettings(client_id=CBTIS_CLIENT_ID, api_key=SecretStr(CBTIS_API_KEY),
+                               webhook_secret=SecretStr(CBTIS_WEBHOOK_SECRET), base_url=f"{base}/cbtis",
+                               sub_appid=MINI_APP_ID),
     })

@@ -36,5 +36,11 @@ def describe(base: str) -> str:
         f"secret={cred.MINI_APP_SECRET}",
         f"  Latipay       : {base}/sandbox/latipay  user_id={cred.LATIPAY_USER_ID} "
         f"wallet_id={cred.LATIPAY_WALLET_ID} api_key={cred.LATIPAY_API_KEY}",
+        f"  QFPay         : {base}/sandbox/qfpay  app_code={cred.QFPAY_APP_CODE} "
+        f"client_key={cred.QFPAY_CLIENT_KEY} ({cred.QFPAY_CURRENCY}; notifications go to the "
+        f"URL set with POST {base}/sandbox/qfpay/control {{\"notify_url\": …}})",
+        f"  CBTIS         : {base}/sandbox/cbtis  client_id={cred.CBTIS_CLIENT_ID} "
+        f"api_key={cred.CBTIS_API_KEY} webhook_secret={cred.CBTIS_WEBHOOK_SECRET} "
+        f"({cred.CBTIS_CURRENCY})",
         f"  wallet        : {base}/sandbox/wallet/login | requestPayment | tradePay",
     ])

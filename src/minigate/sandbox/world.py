@@ -13,9 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from minigate.clock import Clock, SystemClock
 from minigate.sandbox import credentials as cred
 from minigate.sandbox.alipay_core import AlipayCore
+from minigate.sandbox.cbtis import CbMerchant, CbtisSim
 from minigate.sandbox.latipay import LatipaySim, Merchant
 from minigate.sandbox.login import LoginSim
 from minigate.sandbox.notifier import Notifier, NotifyOptions
+from minigate.sandbox.qfpay import QfMerchant, QfpaySim
 from minigate.sandbox.wechat_core import WechatCore
 
 Outcome = Literal["success", "cancel", "fail"]
@@ -38,10 +40,14 @@ class TradePay(BaseModel):
 
 
 class SandboxWorld:
-    """Everything the simulators share. ``http`` sends their notifications."""
+    """Everything the simulators share. ``http`` sends their notifications.
+
+    ``public_url`` is minigate's address, for providers that bind one notification URL per
+    account instead of taking it per request (QFPay binds it by e-mail).
+    """
 
     def __init__(self, http: httpx.AsyncClient, *, clock: Clock | None = None,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, public_url: str = "") -> None:
         self.clock = clock or SystemClock()
         self.login = LoginSim(self.clock, {cred.MINI_APP_ID: cred.MINI_APP_SECRET})
         self.wechat = WechatCore(self.clock)
@@ -49,10 +55,19 @@ class SandboxWorld:
         self.notifier = Notifier(http, time_scale)
         self.latipay = LatipaySim(self, [Merchant(cred.LATIPAY_USER_ID, cred.LATIPAY_WALLET_ID,
                                                   cred.LATIPAY_API_KEY, cred.LATIPAY_CURRENCY)])
+        qfpay_notify = f"{public_url.rstrip('/')}/v1/notify/qfpay" if public_url else ""
+        self.qfpay = QfpaySim(self, [QfMerchant(cred.QFPAY_APP_CODE, cred.QFPAY_CLIENT_KEY,
+                                                cred.QFPAY_CURRENCY, cred.MINI_APP_ID,
+                                                notify_url=qfpay_notify)])
+        self.cbtis = CbtisSim(self, [CbMerchant(cred.CBTIS_CLIENT_ID, cred.CBTIS_API_KEY,
+                                                cred.CBTIS_WEBHOOK_SECRET, cred.CBTIS_CURRENCY,
+                                                cred.MINI_APP_ID)])
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/sandbox")
         router.include_router(self.latipay.router())
+        router.include_router(self.qfpay.router())
+        router.include_router(self.cbtis.router())
         router.add_api_route("/wechat-login/sns/jscode2session", self.jscode2session,
                              methods=["GET"], tags=["sandbox: wechat login"])
         router.add_api_route("/wallet/login", self.wallet_login, methods=["POST"],

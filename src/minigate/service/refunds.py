@@ -128,7 +128,12 @@ async def submit_refund(ctx: ServiceContext, refund_id: str, *, query: bool = Fa
     async with ctx.sessions() as session, session.begin():
         row = await session.get(Refund, refund_id)
         assert row is not None
-        await settle_refund(ctx, session, row, state, source="query" if query else "refund")
+        outcome = await settle_refund(ctx, session, row, state,
+                                      source="query" if query else "refund")
+        if outcome == "noop":
+            # A notification may have settled it since ``row`` was read (it can race the
+            # provider's synchronous answer): report and schedule from the stored state.
+            await session.refresh(row)
         if row.status in OPEN_REFUND:
             row.checks += 1
             row.next_check_at = next_check(ctx, row.checks)
