@@ -17,6 +17,9 @@ from minigate.sandbox.latipay import LatipaySim, Merchant
 from minigate.sandbox.login import LoginSim
 from minigate.sandbox.notifier import Notifier, NotifyOptions
 from minigate.sandbox.wechat_core import WechatCore
+from minigate.sandbox.wechat_keys import SandboxWechatKeys, sandbox_wechat_keys
+from minigate.sandbox.wechatpay import WechatpaySim
+from minigate.sandbox.wechatpay_v2 import WechatpayV2Api
 
 Outcome = Literal["success", "cancel", "fail"]
 
@@ -41,7 +44,7 @@ class SandboxWorld:
     """Everything the simulators share. ``http`` sends their notifications."""
 
     def __init__(self, http: httpx.AsyncClient, *, clock: Clock | None = None,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, wechat_keys: SandboxWechatKeys | None = None) -> None:
         self.clock = clock or SystemClock()
         self.login = LoginSim(self.clock, {cred.MINI_APP_ID: cred.MINI_APP_SECRET})
         self.wechat = WechatCore(self.clock)
@@ -49,10 +52,14 @@ class SandboxWorld:
         self.notifier = Notifier(http, time_scale)
         self.latipay = LatipaySim(self, [Merchant(cred.LATIPAY_USER_ID, cred.LATIPAY_WALLET_ID,
                                                   cred.LATIPAY_API_KEY, cred.LATIPAY_CURRENCY)])
+        # WeChat Pay direct: the same keys must reach minigate's settings (sandbox_settings).
+        self.wechatpay = WechatpaySim(self, wechat_keys or sandbox_wechat_keys())
+        self.wechatpay_v2 = WechatpayV2Api(self.wechatpay)
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/sandbox")
         router.include_router(self.latipay.router())
+        router.include_router(self.wechatpay.router())
         router.add_api_route("/wechat-login/sns/jscode2session", self.jscode2session,
                              methods=["GET"], tags=["sandbox: wechat login"])
         router.add_api_route("/wallet/login", self.wallet_login, methods=["POST"],
