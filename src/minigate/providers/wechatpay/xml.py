@@ -8,6 +8,7 @@ file, fetch a URL or expand entities (XXE, "billion laughs").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from xml.etree.ElementTree import ParseError  # noqa: S405 - the exception type only
 
@@ -15,6 +16,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 MAX_XML_BYTES = 64 * 1024
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class XmlRejected(ValueError):
@@ -45,7 +47,7 @@ def to_xml(fields: Mapping[str, object], root: str = "xml") -> bytes:
     """A flat XML document with every value in CDATA (as WeChat sends and expects)."""
     parts = [f"<{root}>"]
     for name, value in fields.items():
-        if not name.replace("_", "").isalnum():
+        if not _NAME.fullmatch(name):
             raise ValueError(f"invalid XML element name {name!r}")
         text = str(value).replace("]]>", "]]]]><![CDATA[>")  # CDATA cannot hold "]]>"
         parts.append(f"<{name}><![CDATA[{text}]]></{name}>")
