@@ -36,5 +36,8 @@ def describe(base: str) -> str:
         f"secret={cred.MINI_APP_SECRET}",
         f"  Latipay       : {base}/sandbox/latipay  user_id={cred.LATIPAY_USER_ID} "
         f"wallet_id={cred.LATIPAY_WALLET_ID} api_key={cred.LATIPAY_API_KEY}",
+        f"  WeChat Pay    : {base}/sandbox/wechatpay  mchid={cred.WECHATPAY_MCHID} "
+        f"apiv3_key={cred.WECHATPAY_APIV3_KEY} apiv2_key={cred.WECHATPAY_APIV2_KEY} "
+        "(RSA keys generated per process; control: POST /sandbox/wechatpay/control)",
         f"  wallet        : {base}/sandbox/wallet/login | requestPayment | tradePay",
     ])

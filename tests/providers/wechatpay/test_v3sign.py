@@ -14,9 +14,9 @@ from minigate.providers.wechatpay.v3_messages import V3Account, build_certificat
 from tests.providers.wechatpay.vectors import (
     TEST_MCHID,
     TEST_SERIAL,
+    vectors,
     wechat_test_key,
     wechat_test_pub,
-    vectors,
 )
 
 TS, NONCE = "1554208460", "593BEC0C930BF1AFEB40B4A08C8FB242"
