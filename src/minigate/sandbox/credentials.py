@@ -37,15 +37,17 @@ def wechatpay_settings(base: str, keys: SandboxWechatKeys, time_scale: float
                        ) -> tuple[WechatpaySettings, WechatpaySettings]:
     """The v3 account (public key AND platform certificates, as during a migration) and
     the v2 account, both pointed at the simulator."""
-    common = {"mchid": WECHATPAY_MCHID, "appid": MINI_APP_ID, "base_url": f"{base}/wechatpay",
-              "min_close_age": wechatpay_min_close_age(time_scale)}
-    v3 = WechatpaySettings(
-        api_version="v3", apiv3_key=SecretStr(WECHATPAY_APIV3_KEY),
-        private_key=SecretStr(keys.merchant_key_pem()), merchant_serial=keys.merchant_serial,
-        public_key_id=keys.public_key_id, public_key=keys.public_key_pem(),
-        platform_certificates=True, **common)
-    v2 = WechatpaySettings(api_version="v2", apiv2_key=SecretStr(WECHATPAY_APIV2_KEY),
-                           sign_type="HMAC-SHA256", **common)
+    common = WechatpaySettings(mchid=WECHATPAY_MCHID, appid=MINI_APP_ID,
+                               base_url=f"{base}/wechatpay",
+                               min_close_age=wechatpay_min_close_age(time_scale))
+    v3 = common.model_copy(update={
+        "api_version": "v3", "apiv3_key": SecretStr(WECHATPAY_APIV3_KEY),
+        "private_key": SecretStr(keys.merchant_key_pem()),
+        "merchant_serial": keys.merchant_serial, "public_key_id": keys.public_key_id,
+        "public_key": keys.public_key_pem(), "platform_certificates": True})
+    v2 = common.model_copy(update={"api_version": "v2",
+                                   "apiv2_key": SecretStr(WECHATPAY_APIV2_KEY),
+                                   "sign_type": "HMAC-SHA256"})
     return v3, v2
 
 
@@ -60,9 +62,9 @@ def sandbox_settings(settings: Settings, keys: SandboxWechatKeys | None = None) 
                                       settings.sandbox.time_scale)
     return settings.model_copy(update={
         "wechatpay": wx_v3, "wechatpay_v2": wx_v2,
-        "wechat_login": WechatLoginSettings(appid=MINI_APP_ID, secret=MINI_APP_SECRET,
+        "wechat_login": WechatLoginSettings(appid=MINI_APP_ID, secret=SecretStr(MINI_APP_SECRET),
                                             base_url=f"{base}/wechat-login"),
         "latipay": LatipaySettings(user_id=LATIPAY_USER_ID, wallet_id=LATIPAY_WALLET_ID,
-                                   api_key=LATIPAY_API_KEY, base_url=f"{base}/latipay",
+                                   api_key=SecretStr(LATIPAY_API_KEY), base_url=f"{base}/latipay",
                                    app_id=MINI_APP_ID),
     })

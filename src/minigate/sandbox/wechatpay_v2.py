@@ -117,7 +117,7 @@ class WechatpayV2Api:
         if prepay.transaction_id:
             fields.update(transaction_id=prepay.transaction_id, bank_type="OTHERS",
                           cash_fee=str(prepay.amount_minor),
-                          time_end=china_time(prepay.paid_at))
+                          time_end=china_time(prepay.paid_at) if prepay.paid_at else "")
         return fields
 
     async def orderquery(self, request: Request) -> Response:

@@ -41,6 +41,7 @@ def load_private_key(pem: bytes) -> RSAPrivateKey:
 
 def load_public_key(pem: bytes) -> RSAPublicKey:
     """An RSA public key PEM, or the public key of a certificate PEM."""
+    key: object
     try:
         if b"CERTIFICATE" in pem:
             key = x509.load_pem_x509_certificate(pem).public_key()

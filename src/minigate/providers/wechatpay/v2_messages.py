@@ -7,7 +7,7 @@ before any field is believed. Nonces are passed in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from minigate.domain.money import Money, MoneyError
 from minigate.errors import NotificationRejected, ProviderError
@@ -80,11 +80,8 @@ def _signed(account: V2Account, path: str, fields: dict[str, str], nonce: str,
                        to_xml(params), client_cert=cert)
 
 
-def china_time(moment: object) -> str:
+def china_time(moment: datetime) -> str:
     """``yyyyMMddHHmmss`` in WeChat's time zone."""
-    from datetime import datetime
-
-    assert isinstance(moment, datetime)
     return moment.astimezone(CHINA).strftime("%Y%m%d%H%M%S")
 
 

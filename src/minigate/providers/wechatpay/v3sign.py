@@ -108,21 +108,19 @@ class KeyRing:
     keys: dict[str, RSAPublicKey] = field(default_factory=dict)
 
     def add(self, serial: str, key: RSAPublicKey) -> None:
-        self.keys[serial.upper() if not serial.startswith(PUBLIC_KEY_ID_PREFIX) else serial] = key
+        self.keys[_normal_serial(serial)] = key
 
     def add_all(self, entries: Iterable[tuple[str, RSAPublicKey]]) -> None:
         for serial, key in entries:
             self.add(serial, key)
 
     def get(self, serial: str) -> RSAPublicKey | None:
-        if serial.startswith(PUBLIC_KEY_ID_PREFIX):
-            return self.keys.get(serial)
-        return self.keys.get(serial.upper())
+        return self.keys.get(_normal_serial(serial))
 
-    def newest_certificate_serial(self) -> str | None:
-        """Any platform-certificate serial we hold (sent as ``Wechatpay-Serial``)."""
-        serials = [s for s in self.keys if not s.startswith(PUBLIC_KEY_ID_PREFIX)]
-        return serials[-1] if serials else None
+
+def _normal_serial(serial: str) -> str:
+    """Certificate serials are hex (any case); a public-key ID is taken verbatim."""
+    return serial if serial.startswith(PUBLIC_KEY_ID_PREFIX) else serial.upper()
 
 
 def verify_signed(headers: Mapping[str, str], body: bytes, ring: KeyRing, now: int,

@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from xml.etree.ElementTree import ParseError  # noqa: S405 - the exception type only
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
+from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
 
 MAX_XML_BYTES = 64 * 1024
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
