@@ -29,6 +29,7 @@ from minigate.logs import install_redaction
 from minigate.providers.base import ProviderClient
 from minigate.providers.registry import build_providers
 from minigate.sandbox.credentials import sandbox_settings
+from minigate.sandbox.wechat_keys import sandbox_wechat_keys
 from minigate.sandbox.world import SandboxWorld
 from minigate.service.context import ServiceContext
 from minigate.store.db import make_engine, migrate, session_factory
@@ -45,7 +46,9 @@ class Runtime:
                  run_jobs: bool | None = None) -> None:
         install_redaction()
         self.sandbox_mode = settings.sandbox_mode
-        self.settings = sandbox_settings(settings) if self.sandbox_mode else settings
+        # One set of simulated WeChat Pay keys, wired into both the simulator and minigate.
+        wechat_keys = sandbox_wechat_keys() if self.sandbox_mode else None
+        self.settings = sandbox_settings(settings, wechat_keys) if self.sandbox_mode else settings
         self.clock = clock or SystemClock()
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
                                               limits=httpx.Limits(max_connections=100))
@@ -53,12 +56,14 @@ class Runtime:
         self.run_jobs = self.settings.run_jobs if run_jobs is None else run_jobs
         self.sandbox: SandboxWorld | None = (
             SandboxWorld(self.http, clock=self.clock, time_scale=self.settings.sandbox.time_scale,
-                         public_url=self.settings.public_url)
+                         public_url=self.settings.public_url,
+                         wechat_keys=wechat_keys)
             if self.sandbox_mode else None
         )
         self.engine: AsyncEngine | None = None
         self._ctx: ServiceContext | None = None
         self.runner: JobRunner | None = None
+        self.transport: HttpxTransport | None = None
 
     @property
     def ctx(self) -> ServiceContext:
@@ -73,9 +78,9 @@ class Runtime:
         self.engine = make_engine(self.settings.database_url)
         if self.auto_migrate:
             await migrate(self.engine)
-        transport = HttpxTransport(self.http)
+        transport = self.transport = HttpxTransport(self.http)
         providers: dict[str, ProviderClient] = build_providers(self.settings, transport,
-                                                                  self.clock)
+                                                               self.clock)
         login_cfg = self.settings.wechat_login
         login = (WechatLogin(transport.for_provider("wechat"), login_cfg.base_url,
                              login_cfg.appid, login_cfg.secret.get_secret_value())
@@ -91,6 +96,8 @@ class Runtime:
             await self.runner.stop()
         if self.sandbox is not None:
             await self.sandbox.notifier.aclose()
+        if self.transport is not None:
+            await self.transport.aclose_tls_clients()
         await self.http.aclose()
         if self.engine is not None:
             await self.engine.dispose()

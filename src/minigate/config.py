@@ -74,6 +74,53 @@ class CbtisSettings(BaseModel):
     def configured(self) -> bool:
         return bool(self.client_id and self.api_key.get_secret_value() and self.base_url)
 
+class WechatpaySettings(BaseModel):
+    """WeChat Pay direct (one merchant account; API v3 by default, or v2).
+
+    Secrets (API keys, the private key PEM) are :class:`SecretStr`. PEMs may be given
+    inline or as file paths (``*_path``); inline wins.
+    """
+
+    api_version: Literal["v3", "v2"] = "v3"
+    mchid: str = ""
+    #: The mini program's AppID, bound to ``mchid`` (defaults to ``wechat_login.appid``).
+    appid: str = ""
+    base_url: str = "https://api.mch.weixin.qq.com"
+    #: Seconds after creation before WeChat accepts a close (its rule: 5 minutes).
+    min_close_age: int = Field(default=300, ge=0)
+    # -- API v3 --
+    apiv3_key: SecretStr = SecretStr("")
+    #: The merchant API private key (``apiclient_key.pem``), inline PEM or path.
+    private_key: SecretStr = SecretStr("")
+    private_key_path: str = ""
+    #: Serial of the merchant API certificate (sent as ``serial_no`` in Authorization).
+    merchant_serial: str = ""
+    #: WeChat Pay public key mode: its ID (``PUB_KEY_ID_…``) and PEM (inline or path).
+    public_key_id: str = ""
+    public_key: str = ""
+    public_key_path: str = ""
+    #: Platform certificate mode: fetch (and cache) ``/v3/certificates``. Both modes may be
+    #: on at once while WeChat migrates an account from certificates to the public key.
+    platform_certificates: bool = True
+    # -- API v2 --
+    apiv2_key: SecretStr = SecretStr("")
+    sign_type: Literal["MD5", "HMAC-SHA256"] = "MD5"
+    #: Client certificate for ``/secapi/pay/refund`` (mutual TLS), PEM file paths.
+    client_cert_path: str = ""
+    client_key_path: str = ""
+
+    @property
+    def configured(self) -> bool:
+        if not self.mchid:
+            return False
+        if self.api_version == "v2":
+            return bool(self.apiv2_key.get_secret_value())
+        has_key = bool(self.private_key.get_secret_value() or self.private_key_path)
+        can_verify = bool(self.public_key_id and (self.public_key or self.public_key_path)) or \
+            self.platform_certificates
+        return bool(self.apiv3_key.get_secret_value() and has_key and self.merchant_serial
+                    and can_verify)
+
 
 class SandboxSettings(BaseModel):
     """Knobs of the built-in provider simulators."""
@@ -122,6 +169,13 @@ class Settings(BaseSettings):
     latipay: LatipaySettings = Field(default_factory=LatipaySettings)
     qfpay: QfpaySettings = Field(default_factory=QfpaySettings)
     cbtis: CbtisSettings = Field(default_factory=CbtisSettings)
+    #: Provider ``wechatpay``: API v3 by default (``api_version = "v2"`` for v2).
+    wechatpay: WechatpaySettings = Field(default_factory=WechatpaySettings)
+    #: Provider ``wechatpay-v2``: a second WeChat Pay account block that always speaks API v2
+    #: (orders created under v2 keep their provider id, notify URL and refunds while new
+    #: orders go to ``wechatpay`` on v3).
+    wechatpay_v2: WechatpaySettings = Field(
+        default_factory=lambda: WechatpaySettings(api_version="v2"))
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     toml_file: ClassVar[Path | None] = None
@@ -146,7 +200,8 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def any_provider_configured(self) -> bool:
-        return self.latipay.configured or self.qfpay.configured or self.cbtis.configured
+        return (self.latipay.configured or self.qfpay.configured or self.cbtis.configured
+                or self.wechatpay.configured or self.wechatpay_v2.configured)
 
     @property
     def sandbox_mode(self) -> bool:

@@ -33,6 +33,13 @@ class DemoCase:
     currency: str
     amount: str
     refund: str
+    #: What the table shows in the provider column (default: the provider id), e.g. to
+    #: tell apart two API versions served by one provider id.
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.provider
 
 
 #: One row per provider × channel. Each provider adds its own.
@@ -41,6 +48,8 @@ CASES: list[DemoCase] = [
     DemoCase("latipay", "alipay", "NZD", "25.00", "10.00"),
     DemoCase("qfpay", "wechat", "HKD", "88.00", "30.00"),
     DemoCase("cbtis", "wechat", "HKD", "56.80", "6.80"),
+    DemoCase("wechatpay", "wechat", "CNY", "88.80", "20.00", label="wechatpay-v3"),
+    DemoCase("wechatpay-v2", "wechat", "CNY", "66.60", "16.60"),
 ]
 
 
@@ -94,6 +103,7 @@ async def _play(api: httpx.AsyncClient, headers: dict[str, str], case: DemoCase,
     await _wait_paid(api, headers, order["id"], row)
     refund = _ok(await api.post(f"/v1/orders/{order['id']}/refunds", headers=headers,
                                 json={"amount": case.refund, "reason": "demo"}), 201)
+    refund = await _wait_refund(api, headers, refund)
     row.refund = f"{refund['amount']} {refund['status']}"
     final = _ok(await api.get(f"/v1/orders/{order['id']}", headers=headers))
     row.status = final["status"]
@@ -112,6 +122,16 @@ async def _wait_paid(api: httpx.AsyncClient, headers: dict[str, str], order_id: 
     raise TimeoutError(f"order still {row.status} after {timeout:.0f}s")
 
 
+async def _wait_refund(api: httpx.AsyncClient, headers: dict[str, str], refund: dict[str, Any],
+                       timeout: float = 20.0) -> dict[str, Any]:
+    """Providers that accept refunds first (WeChat Pay) settle them by notification."""
+    deadline = time.monotonic() + timeout
+    while refund["status"] == "pending" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        refund = _ok(await api.get(f"/v1/refunds/{refund['id']}", headers=headers))
+    return refund
+
+
 def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     if response.status_code != status:
         raise RuntimeError(f"HTTP {response.status_code} {response.text[:160]}")
@@ -122,7 +142,7 @@ def _ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
 def print_table(rows: list[Row], out: TextIO) -> None:
     head = ("provider", "channel", "order", "final status", "refund", "ms", "")
     lines = [head] + [
-        (r.case.provider, r.case.channel, r.order_id, r.status, r.refund, str(r.ms),
+        (r.case.title, r.case.channel, r.order_id, r.status, r.refund, str(r.ms),
          "ok" if r.ok else f"FAILED {r.error}") for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head) - 1)]

@@ -13,31 +13,68 @@ two that matter for money:
 from __future__ import annotations
 
 import logging
+import ssl
+from collections.abc import Callable
 
 import httpx
 
 from minigate.errors import ProviderTimeout, ProviderUnavailable
-from minigate.providers.base import HttpRequest, HttpResponse
+from minigate.providers.base import ClientCertificate, HttpRequest, HttpResponse
 
 log = logging.getLogger("minigate.transport")
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
-class HttpxTransport:
-    """Provider HTTP over a shared :class:`httpx.AsyncClient` (connection pooling)."""
+ClientFactory = Callable[[ClientCertificate], httpx.AsyncClient]
 
-    def __init__(self, client: httpx.AsyncClient | None = None, provider: str = "") -> None:
+
+def tls_client(cert: ClientCertificate) -> httpx.AsyncClient:
+    """An httpx client that presents ``cert`` (mutual TLS) and verifies servers as usual."""
+    context = ssl.create_default_context()
+    try:
+        context.load_cert_chain(cert.cert_path, cert.key_path)
+    except (OSError, ssl.SSLError) as exc:
+        # The paths are configuration, not secrets; the key's content is never shown.
+        raise ProviderUnavailable(
+            f"client certificate {cert.cert_path} / {cert.key_path} cannot be loaded",
+            retryable=False,
+        ) from exc
+    return httpx.AsyncClient(verify=context, timeout=DEFAULT_TIMEOUT)
+
+
+class HttpxTransport:
+    """Provider HTTP over a shared :class:`httpx.AsyncClient` (connection pooling).
+
+    Requests that carry a :class:`ClientCertificate` go through one extra client per
+    certificate, made by ``tls_factory`` (tests inject one that stays in-process).
+    """
+
+    def __init__(self, client: httpx.AsyncClient | None = None, provider: str = "", *,
+                 tls_factory: ClientFactory = tls_client,
+                 _tls_clients: dict[ClientCertificate, httpx.AsyncClient] | None = None) -> None:
         self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
         self._provider = provider
+        self._tls_factory = tls_factory
+        self._tls_clients = {} if _tls_clients is None else _tls_clients
 
     def for_provider(self, provider: str) -> HttpxTransport:
-        """The same connection pool, labelled for one provider's errors."""
-        return HttpxTransport(self._client, provider)
+        """The same connection pools, labelled for one provider's errors."""
+        return HttpxTransport(self._client, provider, tls_factory=self._tls_factory,
+                              _tls_clients=self._tls_clients)
+
+    def _client_for(self, request: HttpRequest) -> httpx.AsyncClient:
+        cert = request.client_cert
+        if cert is None:
+            return self._client
+        if cert not in self._tls_clients:
+            self._tls_clients[cert] = self._tls_factory(cert)
+        return self._tls_clients[cert]
 
     async def send(self, request: HttpRequest) -> HttpResponse:
+        client = self._client_for(request)
         try:
-            response = await self._client.request(
+            response = await client.request(
                 request.method, request.url, headers=dict(request.headers), content=request.body
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -62,7 +99,14 @@ class HttpxTransport:
             body=response.content,
         )
 
+    async def aclose_tls_clients(self) -> None:
+        """Close the per-certificate clients (the shared client belongs to its creator)."""
+        for client in list(self._tls_clients.values()):
+            await client.aclose()
+        self._tls_clients.clear()
+
     async def aclose(self) -> None:
+        await self.aclose_tls_clients()
         await self._client.aclose()
 
 

@@ -14,7 +14,7 @@ records here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -29,13 +29,26 @@ class Channel(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """A TLS client certificate some provider calls need (mutual TLS), as PEM file paths."""
+
+    cert_path: str
+    key_path: str
+
+
+@dataclass(frozen=True, slots=True)
 class HttpRequest:
-    """One HTTP request to a provider, with the exact body bytes that were signed."""
+    """One HTTP request to a provider, with the exact body bytes that were signed.
+
+    ``client_cert``: send this request with that TLS client certificate (e.g. WeChat Pay
+    v2 refunds); the transport keeps one connection pool per certificate.
+    """
 
     method: str
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    client_cert: ClientCertificate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +203,8 @@ class ProviderClient(Protocol):
     supports_close: bool
     #: Seconds after creation before the provider accepts a close (WeChat: 300).
     min_close_age: int
+    # Optional: ``identity: dict[str, str]`` with "app_id"/"merchant_id"; the service flags
+    # a notification or query whose PaymentState names other ids (see service.payments).
 
     def needs_openid(self, channel: Channel) -> bool: ...
 
@@ -203,7 +218,15 @@ class ProviderClient(Protocol):
 
     async def query_refund(self, request: RefundRequest) -> RefundState: ...
 
-    def verify_notification(self, notification: IncomingNotification) -> VerifiedNotification: ...
+    def verify_notification(
+        self, notification: IncomingNotification
+    ) -> VerifiedNotification | Awaitable[VerifiedNotification]:
+        """Verify and parse a callback; raise NotificationRejected when it does not hold.
+
+        May be a coroutine for connectors that sometimes need I/O to verify (WeChat Pay v3
+        fetches its platform certificates when it meets an unknown serial).
+        """
+        ...
 
     def ack(self, ok: bool, reason: str = "") -> Ack: ...
 

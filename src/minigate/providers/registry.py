@@ -8,6 +8,7 @@ from minigate.providers.base import ProviderClient
 from minigate.providers.cbtis import CbtisAccount, CbtisClient
 from minigate.providers.latipay import LatipayAccount, LatipayClient
 from minigate.providers.qfpay import QfpayAccount, QfpayClient
+from minigate.providers.wechatpay.setup import build_client
 from minigate.transport import HttpxTransport
 
 
@@ -35,4 +36,13 @@ def build_providers(settings: Settings, transport: HttpxTransport,
                                   cb.sub_appid or mini_app_id,
                                   cb.webhook_secret.get_secret_value())
         clients["cbtis"] = CbtisClient(cb_account, transport.for_provider("cbtis"), clock)
+    appid = settings.wechat_login.appid
+    wechatpay_blocks = {
+        "wechatpay": settings.wechatpay,
+        # This block always speaks v2, whatever its api_version says.
+        "wechatpay-v2": settings.wechatpay_v2.model_copy(update={"api_version": "v2"}),
+    }
+    for name, cfg in wechatpay_blocks.items():
+        if cfg.configured:
+            clients[name] = build_client(name, cfg, appid, transport.for_provider(name), clock)
     return clients

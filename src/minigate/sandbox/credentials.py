@@ -6,6 +6,8 @@ its own ``/sandbox/…`` routes, so the whole flow runs with no real credentials
 
 from __future__ import annotations
 
+import math
+
 from pydantic import SecretStr
 
 from minigate.config import (
@@ -14,7 +16,9 @@ from minigate.config import (
     QfpaySettings,
     Settings,
     WechatLoginSettings,
+    WechatpaySettings,
 )
+from minigate.sandbox.wechat_keys import SandboxWechatKeys, sandbox_wechat_keys
 
 MINI_APP_ID = "wx5a7dbe0000sandbox"
 MINI_APP_SECRET = "sandbox-mini-app-secret-not-a-secret"
@@ -33,11 +37,47 @@ CBTIS_API_KEY = "sandbox-cbtis-api-key-not-a-secret"
 CBTIS_WEBHOOK_SECRET = "sandbox-cbtis-webhook-secret-not-a-secret"
 CBTIS_CURRENCY = "HKD"
 
+WECHATPAY_MCHID = "1900009999"
+WECHATPAY_APIV3_KEY = "sandboxapiv3key0notasecret000000"  # 32 bytes, as WeChat requires
+WECHATPAY_APIV2_KEY = "sandboxapiv2key0notasecret000000"
+#: WeChat Pay's rule (seconds before an order may be closed), before time compression.
+WECHATPAY_MIN_CLOSE_AGE = 300
 
-def sandbox_settings(settings: Settings) -> Settings:
-    """``settings`` with every provider pointed at the in-process simulators."""
+
+def wechatpay_min_close_age(time_scale: float) -> int:
+    """The close rule as the sandbox applies it: 5 minutes × time_scale, at least 1 s."""
+    return max(1, math.ceil(WECHATPAY_MIN_CLOSE_AGE * time_scale))
+
+
+def wechatpay_settings(base: str, keys: SandboxWechatKeys, time_scale: float
+                       ) -> tuple[WechatpaySettings, WechatpaySettings]:
+    """The v3 account (public key AND platform certificates, as during a migration) and
+    the v2 account, both pointed at the simulator."""
+    common = WechatpaySettings(mchid=WECHATPAY_MCHID, appid=MINI_APP_ID,
+                               base_url=f"{base}/wechatpay",
+                               min_close_age=wechatpay_min_close_age(time_scale))
+    v3 = common.model_copy(update={
+        "api_version": "v3", "apiv3_key": SecretStr(WECHATPAY_APIV3_KEY),
+        "private_key": SecretStr(keys.merchant_key_pem()),
+        "merchant_serial": keys.merchant_serial, "public_key_id": keys.public_key_id,
+        "public_key": keys.public_key_pem(), "platform_certificates": True})
+    v2 = common.model_copy(update={"api_version": "v2",
+                                   "apiv2_key": SecretStr(WECHATPAY_APIV2_KEY),
+                                   "sign_type": "HMAC-SHA256"})
+    return v3, v2
+
+
+def sandbox_settings(settings: Settings, keys: SandboxWechatKeys | None = None) -> Settings:
+    """``settings`` with every provider pointed at the in-process simulators.
+
+    ``keys``: the simulated WeChat Pay's key material; pass the same object to the
+    :class:`~minigate.sandbox.world.SandboxWorld` (default: this process's keys).
+    """
     base = settings.public_url.rstrip("/") + "/sandbox"
+    wx_v3, wx_v2 = wechatpay_settings(base, keys or sandbox_wechat_keys(),
+                                      settings.sandbox.time_scale)
     return settings.model_copy(update={
+        "wechatpay": wx_v3, "wechatpay_v2": wx_v2,
         "wechat_login": WechatLoginSettings(appid=MINI_APP_ID, secret=SecretStr(MINI_APP_SECRET),
                                             base_url=f"{base}/wechat-login"),
         "latipay": LatipaySettings(user_id=LATIPAY_USER_ID, wallet_id=LATIPAY_WALLET_ID,

@@ -42,5 +42,8 @@ def describe(base: str) -> str:
         f"  CBTIS         : {base}/sandbox/cbtis  client_id={cred.CBTIS_CLIENT_ID} "
         f"api_key={cred.CBTIS_API_KEY} webhook_secret={cred.CBTIS_WEBHOOK_SECRET} "
         f"({cred.CBTIS_CURRENCY})",
+        f"  WeChat Pay    : {base}/sandbox/wechatpay  mchid={cred.WECHATPAY_MCHID} "
+        f"apiv3_key={cred.WECHATPAY_APIV3_KEY} apiv2_key={cred.WECHATPAY_APIV2_KEY} "
+        "(RSA keys generated per process; control: POST /sandbox/wechatpay/control)",
         f"  wallet        : {base}/sandbox/wallet/login | requestPayment | tradePay",
     ])

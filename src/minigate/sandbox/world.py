@@ -19,6 +19,9 @@ from minigate.sandbox.login import LoginSim
 from minigate.sandbox.notifier import Notifier, NotifyOptions
 from minigate.sandbox.qfpay import QfMerchant, QfpaySim
 from minigate.sandbox.wechat_core import WechatCore
+from minigate.sandbox.wechat_keys import SandboxWechatKeys, sandbox_wechat_keys
+from minigate.sandbox.wechatpay import WechatpaySim
+from minigate.sandbox.wechatpay_v2 import WechatpayV2Api
 
 Outcome = Literal["success", "cancel", "fail"]
 
@@ -47,7 +50,8 @@ class SandboxWorld:
     """
 
     def __init__(self, http: httpx.AsyncClient, *, clock: Clock | None = None,
-                 time_scale: float = 1.0, public_url: str = "") -> None:
+                 time_scale: float = 1.0, public_url: str = "",
+                 wechat_keys: SandboxWechatKeys | None = None) -> None:
         self.clock = clock or SystemClock()
         self.login = LoginSim(self.clock, {cred.MINI_APP_ID: cred.MINI_APP_SECRET})
         self.wechat = WechatCore(self.clock)
@@ -62,12 +66,16 @@ class SandboxWorld:
         self.cbtis = CbtisSim(self, [CbMerchant(cred.CBTIS_CLIENT_ID, cred.CBTIS_API_KEY,
                                                 cred.CBTIS_WEBHOOK_SECRET, cred.CBTIS_CURRENCY,
                                                 cred.MINI_APP_ID)])
+        # WeChat Pay direct: the same keys must reach minigate's settings (sandbox_settings).
+        self.wechatpay = WechatpaySim(self, wechat_keys or sandbox_wechat_keys())
+        self.wechatpay_v2 = WechatpayV2Api(self.wechatpay)
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/sandbox")
         router.include_router(self.latipay.router())
         router.include_router(self.qfpay.router())
         router.include_router(self.cbtis.router())
+        router.include_router(self.wechatpay.router())
         router.add_api_route("/wechat-login/sns/jscode2session", self.jscode2session,
                              methods=["GET"], tags=["sandbox: wechat login"])
         router.add_api_route("/wallet/login", self.wallet_login, methods=["POST"],

@@ -12,6 +12,7 @@ reconciler query the provider now.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -43,7 +44,8 @@ async def handle_notification(
     incoming = IncomingNotification({k.lower(): v for k, v in headers.items()}, body,
                                     ctx.clock.now())
     try:
-        verified = client.verify_notification(incoming)
+        result = client.verify_notification(incoming)
+        verified = await result if inspect.isawaitable(result) else result
     except NotificationRejected as exc:
         log.warning("rejected %s notification: %s", provider, exc.reason)
         await _query_sooner(ctx, provider, client, incoming, exc.reason)

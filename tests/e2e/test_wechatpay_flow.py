@@ -1,0 +1,142 @@
+"""WeChat Pay direct, API v3 (provider ``wechatpay``) and v2 (``wechatpay-v2``), end to end
+through minigate's HTTP API against the stateful simulator, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from minigate.providers.wechatpay.xml import parse_xml
+from tests.support import Harness
+
+PROVIDERS = ["wechatpay", "wechatpay-v2"]
+
+
+async def refund(gateway: Harness, order_id: str, amount: str) -> dict[str, object]:
+    r = await gateway.api.post(f"/v1/orders/{order_id}/refunds", json={"amount": amount},
+                               headers=gateway.merchant())
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def wait_refund(gateway: Harness, refund_id: str, status: str) -> dict[str, object]:
+    async with asyncio.timeout(5):
+        while True:
+            r = await gateway.api.get(f"/v1/refunds/{refund_id}", headers=gateway.merchant())
+            if r.json()["status"] == status:
+                return dict(r.json())
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_order_pay_notify_partial_refund(gateway: Harness, provider: str) -> None:
+    order = await gateway.create_order(provider=provider, currency="CNY", amount="88.80")
+    pay = await gateway.pay(order)
+    assert pay["provider"] == provider
+    wechat = pay["wechat"]
+    assert set(wechat) == {"timeStamp", "nonceStr", "package", "signType", "paySign"}
+    assert wechat["signType"] == ("RSA" if provider == "wechatpay" else "HMAC-SHA256")
+    # Paying again returns the same prepay.
+    assert await gateway.pay(order) == pay
+    prepay = gateway.world.wechat.prepays[wechat["package"].removeprefix("prepay_id=")]
+    assert prepay.amount_minor == 8880 and prepay.currency == "CNY"
+
+    assert await gateway.shopper_pays(pay) == {"errMsg": "requestPayment:ok"}
+    paid = await gateway.wait_status(order["id"], "paid")
+    assert [e["type"] for e in paid["timeline"]].count("order.paid") == 1
+
+    first = await refund(gateway, order["id"], "20.00")
+    assert first["amount"] == "20.00"
+    await wait_refund(gateway, str(first["id"]), "succeeded")
+    final = await gateway.wait_status(order["id"], "partially_refunded")
+    assert final["amount_refunded"] == "20.00"
+    sim_order = next(o for o in gateway.world.wechatpay.orders.values() if o.prepay is prepay)
+    assert sim_order.refunded() == 2000
+
+    # More than what is left is refused by minigate's ledger before the provider is asked.
+    r = await gateway.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "70.00"},
+                               headers=gateway.merchant())
+    assert r.status_code == 422
+    rest = await refund(gateway, order["id"], "68.80")
+    await wait_refund(gateway, str(rest["id"]), "succeeded")
+    assert (await gateway.wait_status(order["id"], "refunded"))["amount_refunded"] == "88.80"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_close_too_early_then_allowed(gateway: Harness, provider: str) -> None:
+    order = await gateway.create_order(provider=provider, currency="CNY", amount="10.00")
+    pay = await gateway.pay(order)
+    r = await gateway.api.post(f"/v1/orders/{order['id']}/close", headers=gateway.merchant())
+    assert r.status_code == 409 and r.json()["error"]["code"] == "close_too_early"
+    assert (await gateway.get_order(order["id"]))["status"] == "pending"
+    await asyncio.sleep(gateway.ctx.provider(provider).min_close_age)
+    r = await gateway.api.post(f"/v1/orders/{order['id']}/close", headers=gateway.merchant())
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "closed"
+    prepay = gateway.world.wechat.prepays[pay["wechat"]["package"].removeprefix("prepay_id=")]
+    assert prepay.status == "CLOSED"
+    assert (await gateway.shopper_pays(pay))["errMsg"] == "requestPayment:fail order closed"
+
+
+async def test_v3_signtest_probe_and_duplicates(sqlite_gateway: Harness) -> None:
+    gw = sqlite_gateway
+    r = await gw.api.post("/sandbox/wechatpay/control", json={"probe_next": 1, "duplicates": 2})
+    assert r.status_code == 200
+    order = await gw.create_order(provider="wechatpay", currency="CNY", amount="5.00")
+    await gw.shopper_pays(await gw.pay(order))
+    paid = await gw.wait_status(order["id"], "paid")
+    await gw.world.notifier.drain(2)
+    assert gw.world.wechatpay.probe_answers and gw.world.wechatpay.probe_answers[0] >= 400
+    assert [e["type"] for e in paid["timeline"]].count("order.paid") == 1
+    assert len(gw.world.notifier.deliveries) == 2  # the probe, and one event sent 3 times
+
+
+async def test_v3_switch_from_certificate_to_public_key(sqlite_gateway: Harness) -> None:
+    gw = sqlite_gateway
+    client = gw.ctx.provider("wechatpay")
+    for signing in ("certificate", "public_key"):
+        r = await gw.api.post("/sandbox/wechatpay/control", json={"signing": signing})
+        assert r.json()["signing"] == signing
+        order = await gw.create_order(provider="wechatpay", currency="CNY", amount="1.00")
+        await gw.shopper_pays(await gw.pay(order))
+        await gw.wait_status(order["id"], "paid")
+    keys = gw.world.wechatpay.keys
+    assert client.ring.get(keys.platform_serial) is not None  # fetched from /v3/certificates
+    assert client.ring.get(keys.public_key_id) is not None
+
+
+async def test_v3_forged_notification_rejected(sqlite_gateway: Harness) -> None:
+    gw = sqlite_gateway
+    sim = gw.world.wechatpay
+    body = json.dumps({"id": "EV-forged", "event_type": "TRANSACTION.SUCCESS"}).encode()
+    headers = sim.signed_headers(body)
+    r = await gw.api.post("/v1/notify/wechatpay", content=body + b" ", headers=headers)
+    assert r.status_code == 400 and r.json()["code"] == "FAIL"
+    headers["Wechatpay-Serial"] = "0123456789ABCDEF"  # no such certificate, even after refresh
+    r = await gw.api.post("/v1/notify/wechatpay", content=body, headers=headers)
+    assert r.status_code == 400 and r.json()["code"] == "FAIL"
+
+
+@pytest.mark.parametrize("payload", [
+    b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    b"<xml><return_code>&x;</return_code></xml>",
+    b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">'
+    b'<!ENTITY c "&b;&b;&b;&b;&b;&b;">]><xml><return_code>&c;</return_code></xml>',
+])
+async def test_v2_hostile_xml_gets_fail_ack(sqlite_gateway: Harness, payload: bytes) -> None:
+    r = await sqlite_gateway.api.post("/v1/notify/wechatpay-v2", content=payload)
+    assert r.status_code == 400
+    assert parse_xml(r.content)["return_code"] == "FAIL"
+    assert b"root:" not in r.content
+
+
+async def test_v2_notification_ack_is_success_xml(sqlite_gateway: Harness) -> None:
+    gw = sqlite_gateway
+    order = await gw.create_order(provider="wechatpay-v2", currency="CNY", amount="3.00")
+    await gw.shopper_pays(await gw.pay(order))
+    await gw.wait_status(order["id"], "paid")
+    await gw.world.notifier.drain(2)
+    delivery = gw.world.notifier.deliveries[-1]
+    assert delivery.acked and delivery.statuses == [200]

@@ -1,0 +1,131 @@
+"""Status mappings and answer parsing (pure), for both API versions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from minigate.domain.money import Money
+from minigate.errors import ProviderError
+from minigate.providers.base import (
+    HttpResponse,
+    PaymentRef,
+    ProviderPaymentStatus,
+    ProviderRefundStatus,
+    RefundRequest,
+)
+from minigate.providers.wechatpay import v2_messages as v2
+from minigate.providers.wechatpay import v2sign
+from minigate.providers.wechatpay import v3_messages as v3
+from minigate.providers.wechatpay.xml import to_xml
+
+P, R = ProviderPaymentStatus, ProviderRefundStatus
+REF = PaymentRef("T20260101000001", Money(1230, "CNY"), datetime(2026, 1, 1, tzinfo=UTC))
+V2 = v2.V2Account("1900009999", "wxapp", "k" * 32, "HMAC-SHA256")
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    ("SUCCESS", P.PAID), ("REFUND", P.REFUNDED), ("NOTPAY", P.PENDING),
+    ("USERPAYING", P.PENDING), ("CLOSED", P.CLOSED), ("REVOKED", P.CLOSED),
+    ("PAYERROR", P.FAILED), ("SOMETHING_NEW", P.UNKNOWN), ("", P.UNKNOWN),
+])
+def test_v3_trade_states(state: str, expected: ProviderPaymentStatus) -> None:
+    data = {"out_trade_no": REF.provider_order_no, "trade_state": state,
+            "amount": {"total": 1230, "currency": "CNY"}, "appid": "wxapp", "mchid": "1"}
+    result = v3.parse_query(REF, HttpResponse(200, {}, json.dumps(data).encode()))
+    assert result.status is expected
+    assert result.amount == Money(1230, "CNY") and result.app_id == "wxapp"
+
+
+def test_v3_float_amount_is_never_money() -> None:
+    data = {"out_trade_no": REF.provider_order_no, "trade_state": "SUCCESS",
+            "amount": {"total": 12.3, "currency": "CNY"}}
+    assert v3.transaction_state(data).amount is None
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    ("SUCCESS", R.SUCCEEDED), ("CLOSED", R.FAILED), ("PROCESSING", R.PENDING),
+    ("ABNORMAL", R.PENDING), ("WHATEVER", R.UNKNOWN),
+])
+def test_v3_refund_states(status: str, expected: ProviderRefundStatus) -> None:
+    assert v3.refund_state({"out_refund_no": "RF1", "status": status}).status is expected
+
+
+def test_v3_query_not_found_and_errors() -> None:
+    body = b'{"code":"ORDER_NOT_EXIST","message":"x"}'
+    assert v3.parse_query(REF, HttpResponse(404, {}, body)).status is P.NOT_FOUND
+    with pytest.raises(ProviderError) as exc:
+        v3.parse_query(REF, HttpResponse(500, {}, b'{"code":"SYSTEM_ERROR"}'))
+    assert exc.value.retryable
+    with pytest.raises(ProviderError) as exc:
+        v3.parse_query(REF, HttpResponse(401, {}, b'{"code":"SIGN_ERROR","message":"x"}'))
+    assert exc.value.provider_code == "SIGN_ERROR" and not exc.value.retryable
+
+
+def test_v3_refund_refusal_is_a_failed_refund() -> None:
+    req = RefundRequest(REF, "RF1", Money(100, "CNY"))
+    state = v3.parse_refund(req, HttpResponse(403, {}, b'{"code":"NOT_ENOUGH","message":"x"}'))
+    assert state.status is R.FAILED and "NOT_ENOUGH" in state.detail
+
+
+def test_v3_ack() -> None:
+    assert v3.ack(True) == (204, b"")
+    status, body = v3.ack(False, "bad")
+    assert status == 400 and json.loads(body) == {"code": "FAIL", "message": "bad"}
+
+
+def signed_v2(fields: dict[str, str]) -> HttpResponse:
+    full = {"return_code": "SUCCESS", "sign_type": "HMAC-SHA256", **fields}
+    full["sign"] = v2sign.sign(full, V2.api_key, "HMAC-SHA256")
+    return HttpResponse(200, {}, to_xml(full))
+
+
+def test_v2_orderquery_paid_only_when_all_three_success() -> None:
+    base = {"out_trade_no": REF.provider_order_no, "total_fee": "1230", "fee_type": "CNY"}
+    paid = v2.parse_orderquery(V2, REF, signed_v2({**base, "result_code": "SUCCESS",
+                                                    "trade_state": "SUCCESS"}))
+    assert paid.status is P.PAID and paid.amount == Money(1230, "CNY")
+    pending = v2.parse_orderquery(V2, REF, signed_v2({**base, "result_code": "SUCCESS",
+                                                       "trade_state": "NOTPAY"}))
+    assert pending.status is P.PENDING
+    with pytest.raises(ProviderError):
+        v2.parse_orderquery(V2, REF, signed_v2({**base, "result_code": "FAIL",
+                                                 "err_code": "SYSTEMERROR",
+                                                 "trade_state": "SUCCESS"}))
+    missing = v2.parse_orderquery(V2, REF, signed_v2({"result_code": "FAIL",
+                                                       "err_code": "ORDERNOTEXIST"}))
+    assert missing.status is P.NOT_FOUND
+
+
+def test_v2_answer_with_bad_sign_is_refused() -> None:
+    good = signed_v2({"out_trade_no": REF.provider_order_no, "result_code": "SUCCESS",
+                      "trade_state": "SUCCESS", "total_fee": "1230"})
+    forged = HttpResponse(200, {}, good.body.replace(b"1230", b"1"))
+    with pytest.raises(ProviderError, match="sign"):
+        v2.parse_orderquery(V2, REF, forged)
+
+
+def test_v2_client_params_use_the_order_sign_type() -> None:
+    params = v2.client_params(V2, "wx123", 1700000000, "nonce")
+    assert params["signType"] == "HMAC-SHA256" and params["package"] == "prepay_id=wx123"
+    signed = {k: v for k, v in params.items() if k != "paySign"}
+    assert v2sign.verify({**signed, "sign": params["paySign"]}, V2.api_key, "HMAC-SHA256")
+
+
+def test_v2_refund_request_carries_the_client_certificate() -> None:
+    from minigate.providers.base import ClientCertificate
+
+    cert = ClientCertificate("/etc/minigate/apiclient_cert.pem", "/etc/minigate/key.pem")
+    account = v2.V2Account("1", "wxapp", "k" * 32, client_cert=cert)
+    request = v2.build_refund(account, RefundRequest(REF, "RF1", Money(100, "CNY")), "n")
+    assert request.client_cert == cert and request.url.endswith("/secapi/pay/refund")
+    assert v2.build_orderquery(account, REF, "n").client_cert is None
+
+
+def test_v2_ack_bodies() -> None:
+    assert v2.ack(True) == (200, b"<xml><return_code><![CDATA[SUCCESS]]></return_code>"
+                                 b"<return_msg><![CDATA[OK]]></return_msg></xml>")
+    status, body = v2.ack(False, "sign")
+    assert status == 400 and b"<return_code><![CDATA[FAIL]]></return_code>" in body

@@ -1,0 +1,43 @@
+"""WeChat Pay settings: env vars, ``configured``, and which provider ids get registered."""
+
+from __future__ import annotations
+
+import pytest
+
+from minigate.config import load_settings
+from minigate.providers.registry import build_providers
+from minigate.providers.wechatpay import WechatpayV2Client, WechatpayV3Client
+from minigate.sandbox.wechat_keys import sandbox_wechat_keys
+from minigate.transport import HttpxTransport
+
+
+def test_v2_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINIGATE_WECHATPAY__API_VERSION", "v2")
+    monkeypatch.setenv("MINIGATE_WECHATPAY__MCHID", "1900000001")
+    monkeypatch.setenv("MINIGATE_WECHATPAY__APIV2_KEY", "k" * 32)
+    monkeypatch.setenv("MINIGATE_WECHATPAY__APPID", "wxapp")
+    settings = load_settings()
+    assert settings.wechatpay.configured and settings.any_provider_configured()
+    assert not settings.sandbox_mode
+    assert "k" * 32 not in repr(settings)
+    clients = build_providers(settings, HttpxTransport())
+    assert isinstance(clients["wechatpay"], WechatpayV2Client)
+    assert clients["wechatpay"].identity == {"app_id": "wxapp", "merchant_id": "1900000001"}
+
+
+def test_v3_needs_keys_and_a_way_to_verify() -> None:
+    keys = sandbox_wechat_keys()
+    partial = load_settings(wechatpay={"mchid": "1", "apiv3_key": "x" * 32})
+    assert not partial.wechatpay.configured
+    full = load_settings(wechatpay={
+        "mchid": "1", "appid": "wxapp", "apiv3_key": "x" * 32,
+        "private_key": keys.merchant_key_pem(), "merchant_serial": "abc",
+        "public_key_id": keys.public_key_id, "public_key": keys.public_key_pem(),
+        "platform_certificates": False, "min_close_age": 120},
+        wechatpay_v2={"mchid": "1", "apiv2_key": "y" * 32})
+    clients = build_providers(full, HttpxTransport())
+    v3 = clients["wechatpay"]
+    assert isinstance(v3, WechatpayV3Client) and v3.min_close_age == 120
+    assert v3.account.merchant_serial == "ABC"
+    assert isinstance(clients["wechatpay-v2"], WechatpayV2Client)
+    assert "BEGIN PRIVATE KEY" not in repr(full) and "BEGIN PRIVATE KEY" not in repr(v3.account)
