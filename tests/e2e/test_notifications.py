@@ -87,3 +87,21 @@ async def test_simulator_notification_is_retried_until_sent(sqlite_gateway: Harn
     await gw.world.notifier.drain(5)
     delivery = gw.world.notifier.deliveries[-1]
     assert delivery.acked and delivery.statuses[-1] == 200
+
+
+async def test_a_connector_crash_on_hostile_input_is_a_rejection(sqlite_gateway: Harness) -> None:
+    gw = sqlite_gateway
+    order, reference = await _pending_order(gw)
+    client = gw.ctx.providers["latipay"]
+
+    def explode(_: object) -> None:
+        raise KeyError("unexpected shape")
+
+    original = client.verify_notification
+    client.verify_notification = explode
+    try:
+        r = await _notify(gw, _form(reference, "12.30"))
+    finally:
+        client.verify_notification = original
+    assert r.status_code == 400 and r.text != "sent"
+    assert (await gw.get_order(order["id"]))["status"] == "pending"

@@ -20,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 
 from minigate.domain.events import EventType
-from minigate.errors import NotificationRejected
+from minigate.errors import NotificationRejected, ProviderError
 from minigate.providers.base import Ack, IncomingNotification, VerifiedNotification
 from minigate.service.context import ServiceContext
 from minigate.service.payments import settle_payment
@@ -50,6 +50,12 @@ async def handle_notification(
         log.warning("rejected %s notification: %s", provider, exc.reason)
         await _query_sooner(ctx, provider, client, incoming, exc.reason)
         return client.ack(False, exc.reason)
+    except ProviderError as exc:  # e.g. certificates could not be fetched: try again later
+        log.warning("could not verify %s notification: %s", provider, exc.message)
+        return client.ack(False, "temporarily unable to verify")
+    except Exception:  # a connector bug on hostile input must not become a 500 or a change
+        log.exception("verifying a %s notification failed", provider)
+        return client.ack(False, "malformed notification")
     try:
         outcome = await _record_and_apply(ctx, provider, verified, body)
     except IntegrityError:
