@@ -31,8 +31,7 @@ from pydantic import BaseModel
 from minigate.domain.money import MoneyError, format_minor, parse_minor
 from minigate.providers.cbtis import assumptions as A
 from minigate.providers.cbtis import signing
-from minigate.providers.wechatpay import v2sign
-from minigate.sandbox.wechat_core import Prepay
+from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_checker
 
 if TYPE_CHECKING:
     from minigate.sandbox.world import SandboxWorld
@@ -164,7 +163,7 @@ class CbtisSim:
             appid=merchant.appid, mchid=merchant.wechat_mchid, openid=wechat["sub_openid"],
             amount_minor=minor, currency=intent.currency,
             description=str(body["description"]), expires_at=None,
-            verify_pay_sign=lambda p: self._pay_sign_ok(merchant, p),
+            verify_pay_sign=md5_pay_sign_checker(merchant.appid, merchant.wechat_key),
             on_paid=lambda prepay: self._paid(intent),
         )
         self.intents[(merchant.client_id, intent.merchant_order_id)] = intent
@@ -215,19 +214,7 @@ class CbtisSim:
         # Stable per prepay, so a replayed create answers exactly the same.
         ts = str(int(prepay.created_at.timestamp()))
         nonce = prepay.prepay_id[-16:]
-        package = f"prepay_id={prepay.prepay_id}"
-        sign = v2sign.sign(v2sign.pay_sign_params(merchant.appid, ts, nonce, package, "MD5"),
-                           merchant.wechat_key)
-        return {"appId": merchant.appid, "timeStamp": ts, "nonceStr": nonce,
-                "package": package, "signType": "MD5", "paySign": sign}
-
-    @staticmethod
-    def _pay_sign_ok(merchant: CbMerchant, params: Any) -> bool:
-        fields = v2sign.pay_sign_params(merchant.appid, str(params.get("timeStamp")),
-                                        str(params.get("nonceStr")), str(params.get("package")),
-                                        str(params.get("signType")))
-        fields["sign"] = str(params.get("paySign"))
-        return params.get("signType") == "MD5" and v2sign.verify(fields, merchant.wechat_key)
+        return md5_pay_params(merchant.appid, merchant.wechat_key, prepay.prepay_id, ts, nonce)
 
     async def _paid(self, intent: Intent) -> None:
         intent.status, intent.pay_time = "SUCCEEDED", self.world.clock.now()

@@ -26,8 +26,7 @@ from fastapi.responses import JSONResponse, Response
 
 from minigate.domain.money import format_minor, parse_minor
 from minigate.providers.latipay import signing
-from minigate.providers.wechatpay import v2sign
-from minigate.sandbox.wechat_core import Prepay
+from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_checker
 
 if TYPE_CHECKING:
     from minigate.sandbox.world import SandboxWorld
@@ -139,29 +138,21 @@ class LatipaySim:
             appid=str(body["app_id"]), mchid=merchant.wechat_mchid, openid=str(body["open_id"]),
             amount_minor=minor, currency=merchant.currency,
             description=str(body.get("product_name") or ""), expires_at=None,
-            verify_pay_sign=lambda p: self._pay_sign_ok(merchant, str(body["app_id"]), p),
+            verify_pay_sign=md5_pay_sign_checker(str(body["app_id"]), merchant.wechat_key),
             on_paid=lambda prepay: self._paid(order),
         )
         order.prepay_id = prepay.prepay_id
-        ts, nonce = str(int(self.world.clock.now().timestamp())), secrets.token_hex(16)
-        package = f"prepay_id={prepay.prepay_id}"
-        pay_sign = v2sign.sign(v2sign.pay_sign_params(str(body["app_id"]), ts, nonce, package,
-                                                      "MD5"), merchant.wechat_key)
+        params = md5_pay_params(str(body["app_id"]), merchant.wechat_key, prepay.prepay_id,
+                                str(int(self.world.clock.now().timestamp())),
+                                secrets.token_hex(16))
         order.response = {
             "code": 0, "message": "SUCCESS",
-            "payment": {"nonceStr": nonce, "paySign": pay_sign, "signType": "MD5",
-                        "timeStamp": ts, "packageStr": package},
+            "payment": {"nonceStr": params["nonceStr"], "paySign": params["paySign"],
+                        "signType": params["signType"], "timeStamp": params["timeStamp"],
+                        "packageStr": params["package"]},
             "paydata": {"order_id": order.order_id},
         }
         return JSONResponse(order.response)
-
-    @staticmethod
-    def _pay_sign_ok(merchant: Merchant, app_id: str, params: Any) -> bool:
-        fields = v2sign.pay_sign_params(app_id, str(params.get("timeStamp")),
-                                        str(params.get("nonceStr")), str(params.get("package")),
-                                        str(params.get("signType")))
-        fields["sign"] = str(params.get("paySign"))
-        return params.get("signType") == "MD5" and v2sign.verify(fields, merchant.wechat_key)
 
     async def minialipay(self, request: Request) -> Response:
         checked = await self._signed_body(request, (

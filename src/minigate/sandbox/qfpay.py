@@ -30,8 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from minigate.providers.qfpay import signing
-from minigate.providers.wechatpay import v2sign
-from minigate.sandbox.wechat_core import Prepay
+from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_checker
 
 if TYPE_CHECKING:
     from minigate.sandbox.world import SandboxWorld
@@ -154,7 +153,7 @@ class QfpaySim:
             amount_minor=txn.amount_minor, currency=txn.currency,
             description=form.get("goods_name", ""),
             expires_at=self.world.clock.now() + timedelta(minutes=minutes),
-            verify_pay_sign=lambda p: self._pay_sign_ok(merchant, p),
+            verify_pay_sign=md5_pay_sign_checker(merchant.appid, merchant.wechat_key),
             on_paid=lambda prepay: self._paid(txn),
         )
         txn.prepay = prepay
@@ -194,20 +193,9 @@ class QfpaySim:
         return txn
 
     def _pay_params(self, merchant: QfMerchant, prepay: Prepay) -> dict[str, str]:
-        ts, nonce = str(int(self.world.clock.now().timestamp())), secrets.token_hex(16)
-        package = f"prepay_id={prepay.prepay_id}"
-        pay_sign = v2sign.sign(v2sign.pay_sign_params(merchant.appid, ts, nonce, package, "MD5"),
-                               merchant.wechat_key)
-        return {"appId": merchant.appid, "timeStamp": ts, "nonceStr": nonce,
-                "package": package, "signType": "MD5", "paySign": pay_sign}
-
-    @staticmethod
-    def _pay_sign_ok(merchant: QfMerchant, params: Any) -> bool:
-        fields = v2sign.pay_sign_params(merchant.appid, str(params.get("timeStamp")),
-                                        str(params.get("nonceStr")), str(params.get("package")),
-                                        str(params.get("signType")))
-        fields["sign"] = str(params.get("paySign"))
-        return params.get("signType") == "MD5" and v2sign.verify(fields, merchant.wechat_key)
+        return md5_pay_params(merchant.appid, merchant.wechat_key, prepay.prepay_id,
+                              str(int(self.world.clock.now().timestamp())),
+                              secrets.token_hex(16))
 
     # -- notifications ------------------------------------------------------------------
     async def _paid(self, txn: QfTxn) -> None:

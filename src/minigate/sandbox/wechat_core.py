@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from minigate.clock import Clock
+from minigate.providers.wechatpay import v2sign
 
 PREPAY_TTL = timedelta(hours=2)
 
@@ -91,3 +92,26 @@ class WechatCore:
         prepay.transaction_id = "42" + secrets.token_hex(13)[:26]
         await prepay.on_paid(prepay)
         return {"errMsg": "requestPayment:ok"}
+
+
+def md5_pay_params(appid: str, key: str, prepay_id: str, time_stamp: str,
+                   nonce: str) -> dict[str, str]:
+    """``wx.requestPayment`` params signed the v2 way (MD5), as the PSPs' prepays are."""
+    package = f"prepay_id={prepay_id}"
+    pay_sign = v2sign.sign(v2sign.pay_sign_params(appid, time_stamp, nonce, package, v2sign.MD5),
+                           key)
+    return {"appId": appid, "timeStamp": time_stamp, "nonceStr": nonce, "package": package,
+            "signType": v2sign.MD5, "paySign": pay_sign}
+
+
+def md5_pay_sign_checker(appid: str, key: str) -> Callable[[Mapping[str, str]], bool]:
+    """What the WeChat app checks before paying an MD5-signed prepay."""
+
+    def check(params: Mapping[str, str]) -> bool:
+        fields = v2sign.pay_sign_params(appid, str(params.get("timeStamp")),
+                                        str(params.get("nonceStr")), str(params.get("package")),
+                                        str(params.get("signType")))
+        fields["sign"] = str(params.get("paySign"))
+        return params.get("signType") == v2sign.MD5 and v2sign.verify(fields, key)
+
+    return check
