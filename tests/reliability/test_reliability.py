@@ -219,3 +219,37 @@ async def test_two_workers_claim_disjoint_work(rig: Rig) -> None:
     a, b = await asyncio.gather(rig.runner._claim(Payment, due, Payment.next_check_at),
                                 other._claim(Payment, due, Payment.next_check_at))
     assert set(a).isdisjoint(b) and len(set(a) | set(b)) == 6
+
+
+async def test_a_failed_refund_query_never_fails_the_refund(rig: Rig) -> None:
+    from minigate.errors import ProviderError
+    from minigate.service.refunds import submit_refund
+
+    order, pay, _ = await _pending(rig, amount="10.00")
+    await rig.gw.shopper_pays(pay)
+    await rig.gw.wait_status(order["id"], "paid")
+    client = rig.gw.ctx.providers["latipay"]
+    original_refund = client.refund
+
+    async def lost(_: object) -> None:
+        from minigate.errors import ProviderTimeout
+        raise ProviderTimeout("no answer", provider="latipay")
+
+    async def unreadable(_: object) -> None:
+        raise ProviderError("answer signature is wrong", provider="latipay")
+
+    client.refund, client.query_refund = lost, unreadable
+    try:
+        r = await rig.gw.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "4.00"},
+                                  headers=rig.gw.merchant())
+        assert r.json()["status"] == "unknown"
+        view = await submit_refund(rig.gw.ctx, r.json()["id"], query=True)
+        assert view["status"] == "unknown"  # not failed: the money may have moved
+    finally:
+        client.refund = original_refund
+        del client.query_refund
+    detail = await rig.gw.get_order(order["id"])
+    assert detail["refunds"][0]["status"] == "unknown"
+    again = await rig.gw.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "7.00"},
+                                  headers=rig.gw.merchant())
+    assert again.status_code == 422  # the unknown 4.00 is still reserved

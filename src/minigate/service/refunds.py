@@ -121,10 +121,12 @@ async def submit_refund(ctx: ServiceContext, refund_id: str, *, query: bool = Fa
     except ProviderTimeout:
         state = RefundState(refund.provider_refund_no, R.UNKNOWN, detail="provider timed out")
     except ProviderError as exc:
-        if exc.retryable:
-            state = RefundState(refund.provider_refund_no, R.UNKNOWN, detail=exc.message)
-        else:
-            state = RefundState(refund.provider_refund_no, R.FAILED, detail=exc.message)
+        # Only the provider's own "no" to the refund call fails a refund (and frees its
+        # amount). A failed query, or an answer we could not read or verify, says nothing
+        # about the money: keep asking.
+        refused = not query and exc.provider_code is not None and not exc.retryable
+        state = RefundState(refund.provider_refund_no, R.FAILED if refused else R.UNKNOWN,
+                            detail=exc.message)
     async with ctx.sessions() as session, session.begin():
         row = await session.get(Refund, refund_id)
         assert row is not None
