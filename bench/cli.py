@@ -89,15 +89,21 @@ class Bench:
         q = ctx.Queue()
         proc = ctx.Process(target=worker_main, args=(spec, q), daemon=True)
         proc.start()
+        launched = time.perf_counter()
         cpu0 = t0 = None
         raw: dict[str, Any] | None = None
         tty = sys.stderr.isatty()
         while raw is None:
             try:
-                msg = q.get(timeout=spec.duration + 60)
+                msg = q.get(timeout=1.0)
             except queue.Empty:
-                proc.kill()
-                raise RuntimeError(f"{name}: load generator stopped answering") from None
+                if not proc.is_alive():
+                    raise RuntimeError(f"{name}: load generator died (exit {proc.exitcode})") \
+                        from None
+                if time.perf_counter() - launched > spec.duration + 90:
+                    proc.kill()
+                    raise RuntimeError(f"{name}: load generator stopped answering") from None
+                continue
             if msg[0] == "started":
                 cpu0, t0 = self.monitor.cpu(labels), time.perf_counter()
             elif msg[0] == "progress" and tty:
@@ -160,7 +166,7 @@ class Bench:
         out = report.RESULTS / f"{self.stamp}-profile-{name}.txt"
         spy = Path(sys.executable).with_name("py-spy")
         cmd = [str(spy), "record", "-p", str(servers[0].pid), "-d", str(int(self.args.duration)),
-               "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking"]
+               "-r", "250", "-f", "raw", "-o", str(out), "--nonblocking", "--gil"]
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def finish_profile(self, spy: subprocess.Popen[bytes] | None, name: str) -> None:
@@ -178,7 +184,8 @@ class Bench:
             db = Database(kind, self.tmp)
             asyncio.run(db.create(minigate_schema=target == "minigate"))
             try:
-                pool = self.pool_size(1 + sum(fractions))
+                # the baseline needs no seeded orders: any number is accepted once
+                pool = self.pool_size(1 + sum(fractions)) if target == "minigate" else 10**8
                 ids: list[str] = []
                 if target == "minigate":
                     p = self.provider

@@ -19,9 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from bench.providers import PROVIDERS, ProviderBench
+from bench.rawhttp import RawClient, Response
 
 MAX_INFLIGHT = 2000
 
@@ -49,13 +48,14 @@ class PoolExhausted(Exception):
 class Runner:
     spec: Spec
     provider: ProviderBench
-    client: httpx.AsyncClient
+    client: RawClient
     progress: Any
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     dropped: int = 0
     error_samples: list[str] = field(default_factory=list)
     notified: list[int] = field(default_factory=list)
+    exhausted: bool = False
     _counter: itertools.count[int] = field(default_factory=itertools.count)
     _next_pool: int = 0
 
@@ -72,14 +72,15 @@ class Runner:
         p, c = self.provider, self.client
         r = await c.post(f"{base}/v1/orders", headers={
             "Authorization": f"Bearer {key}", "Idempotency-Key": secrets.token_hex(12)},
-            json={"merchant_reference": f"bench-{secrets.token_hex(6)}", "amount": p.amount,
+            json_body={"merchant_reference": f"bench-{secrets.token_hex(6)}", "amount": p.amount,
                   "currency": p.currency, "description": "bench", "channel": p.channel,
                   "provider": p.name})
         _expect(r, 201)
         order = r.json()
         code = await self._login(base, i)
         r = await c.post(f"{base}/v1/client/orders/{order['id']}/pay",
-                         json={"client_token": order["client_token"], "login_code": code})
+                         json_body={"client_token": order["client_token"],
+                                    "login_code": code})
         _expect(r, 200)
         if p.channel not in r.json():
             raise RuntimeError(f"no {p.channel} params: {r.text[:100]}")
@@ -87,13 +88,13 @@ class Runner:
     async def _checkout_bare(self, base: str, i: int) -> None:
         code = await self._login(base, i)
         r = await self.client.post(f"{base}/bare/checkout/{self.provider.name}",
-                                   json={"login_code": code})
+                                   json_body={"login_code": code})
         _expect(r, 200)
 
     async def _login(self, base: str, i: int) -> str:
         # one simulated shopper per checkout: the simulator allows 100 logins/min per user
         r = await self.client.post(f"{base}/sandbox/wallet/login",
-                                   json={"user": f"bench-{self.spec.target}-{i}"})
+                                   json_body={"user": f"bench-{self.spec.target}-{i}"})
         _expect(r, 200)
         return str(r.json()["code"])
 
@@ -116,7 +117,8 @@ class Runner:
         try:
             await self.op(i)
         except PoolExhausted:
-            raise
+            self.exhausted = True
+            return
         except Exception as exc:
             self.errors += 1
             if len(self.error_samples) < 5:
@@ -128,7 +130,7 @@ class Runner:
         deadline = time.perf_counter() + self.spec.duration
 
         async def worker() -> None:
-            while time.perf_counter() < deadline:
+            while time.perf_counter() < deadline and not self.exhausted:
                 await self.timed(time.perf_counter())
 
         await asyncio.gather(*(worker() for _ in range(self.spec.concurrency)))
@@ -138,7 +140,7 @@ class Runner:
         tasks: set[asyncio.Task[None]] = set()
         for n in itertools.count():
             scheduled = start + n / self.spec.rate
-            if scheduled - start >= self.spec.duration:
+            if scheduled - start >= self.spec.duration or self.exhausted:
                 break
             delay = scheduled - time.perf_counter()
             if delay > 0:
@@ -159,27 +161,24 @@ class Runner:
 
 
 async def _run(spec: Spec, progress: Any) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=max(64, spec.concurrency * 2),
-                          max_keepalive_connections=max(64, spec.concurrency * 2))
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    client = RawClient(max_per_host=max(64, spec.concurrency * 2))
+    try:
         runner = Runner(spec, PROVIDERS[spec.provider], client, progress)
         ticker = asyncio.create_task(runner.report_progress())
         progress.put(("started",))
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
-        exhausted = False
-        try:
-            await (runner.closed() if spec.mode == "closed" else runner.open())
-        except PoolExhausted:
-            exhausted = True
+        await (runner.closed() if spec.mode == "closed" else runner.open())
         elapsed = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         ticker.cancel()
+    finally:
+        await client.aclose()
     client_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return {"latencies": runner.latencies, "errors": runner.errors, "dropped": runner.dropped,
             "error_samples": runner.error_samples, "elapsed": elapsed,
             "client_cpu_pct": round(100 * client_cpu / elapsed, 1), "notified": runner.notified,
-            "pool_used": runner._next_pool, "pool_exhausted": exhausted}
+            "pool_used": runner._next_pool, "pool_exhausted": runner.exhausted}
 
 
 def worker_main(spec: Spec, progress: Any) -> None:
@@ -190,7 +189,6 @@ def worker_main(spec: Spec, progress: Any) -> None:
         progress.put(("failed", f"{type(exc).__name__}: {exc}"))
 
 
-def _expect(r: httpx.Response, status: int) -> None:
+def _expect(r: Response, status: int) -> None:
     if r.status_code != status:
-        raise RuntimeError(f"{r.request.method} {r.request.url.path} -> HTTP {r.status_code} "
-                           f"{r.text[:120]}")
+        raise RuntimeError(f"HTTP {r.status_code} (expected {status}): {r.text[:120]}")

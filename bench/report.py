@@ -81,6 +81,13 @@ def markdown(result: dict[str, Any]) -> str:
                 "|---|---|---|---|---|"]
         for label, s in result["rss"].items():
             out.append(f"| {label} | {s['first']} | {s['min']} | {s['max']} | {s['last']} |")
+    for name, prof in result.get("profiles", {}).items():
+        out += ["", f"## Profile: {name} ({prof['samples']} GIL samples, `{prof['file']}`)", "",
+                "| layer | % of server CPU |", "|---|---|"]
+        out += [f"| {k} | {v} |" for k, v in prof["layers_pct"]]
+        out += ["", "| minigate function (inclusive, greenlet ORM stacks excluded) | % |",
+                "|---|---|"]
+        out += [f"| `{k}` | {v} |" for k, v in prof["minigate_inclusive_pct"][:15]]
     if result.get("notes"):
         out += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
     return "\n".join(out) + "\n"
@@ -140,25 +147,70 @@ def plot(result: dict[str, Any], path: Path) -> str | None:
     return None
 
 
-def profile_summary(collapsed: Path, top: int = 25) -> dict[str, Any]:
-    """Inclusive and self sample shares per function from py-spy's collapsed (raw) output."""
+IDLE = ("EpollSelector.select", "Condition.wait", "Event.wait")
+
+#: (layer, markers in the frame's file path), first match wins, tested leaf first.
+LAYERS = [
+    ("logging", ("logging/",)),
+    ("sandbox simulators (in-process)", ("minigate/sandbox/",)),
+    ("httpx client (provider calls)", ("httpx/", "httpcore/")),
+    ("SQLAlchemy (ORM + core + asyncio adapter)", ("sqlalchemy/", "greenlet")),
+    ("DB driver (asyncpg / aiosqlite + sqlite3)", ("asyncpg/", "aiosqlite/", "sqlite3/")),
+    ("HTTP server (uvicorn + h11)", ("uvicorn/", "h11/")),
+    ("FastAPI / Starlette / pydantic", ("fastapi/", "starlette/", "anyio/", "pydantic",
+                                        "annotated_types")),
+    ("minigate code", ("minigate/",)),
+    ("crypto / hashing", ("hmac", "hashlib", "secrets", "random.py")),
+    ("json", ("json/",)),
+    ("asyncio event loop + sockets", ("asyncio/", "selectors", "socket")),
+]
+
+
+def _layer(frames: list[str]) -> str:
+    # A sample belongs to the innermost frame that is in a known layer, except that anything
+    # under the simulators, httpx or logging is charged to them (they are whole sub-systems).
+    for layer, markers in LAYERS[:3]:
+        if any(m in f for f in frames for m in markers):
+            return layer
+    for frame in reversed(frames):
+        for layer, markers in LAYERS[3:]:
+            if any(m in frame for m in markers):
+                return layer
+    return "other"
+
+
+def profile_summary(collapsed: Path, top: int = 30) -> dict[str, Any]:
+    """Where the server's CPU goes, from py-spy's collapsed (raw) output recorded with
+    ``--gil`` (only the thread holding the GIL is sampled, so shares approximate CPU).
+
+    SQLAlchemy's asyncio layer runs ORM code in greenlets, which py-spy shows as separate
+    stacks rooted at the ORM call: they count as SQLAlchemy, not as the request handler.
+    """
     inclusive: Counter[str] = Counter()
     self_: Counter[str] = Counter()
+    layers: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
+        raw = stack.split(";")
+        names = [_short(f) for f in raw]
+        if names[-1].startswith(IDLE):
+            continue
         total += n
-        frames = stack.split(";")
-        names = [_short(f) for f in frames]
         for name in set(names):
             inclusive[name] += n
         self_[names[-1]] += n
-    pct = (lambda c: [(k, round(100 * v / total, 1)) for k, v in c.most_common(top)]) if total \
-        else (lambda c: [])
-    return {"samples": total, "inclusive_pct": pct(inclusive), "self_pct": pct(self_)}
+        layers[_layer(raw)] += n
+
+    def pct(c: Counter[str], k: int = top) -> list[tuple[str, float]]:
+        return [(name, round(100 * v / total, 1)) for name, v in c.most_common(k)] if total else []
+
+    mine = Counter({k: v for k, v in inclusive.items() if "minigate/" in k})
+    return {"samples": total, "layers_pct": pct(layers, 20), "minigate_inclusive_pct": pct(mine),
+            "inclusive_pct": pct(inclusive), "self_pct": pct(self_)}
 
 
 def _short(frame: str) -> str:
