@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_DSN = os.environ.get("MINIGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -233,6 +232,9 @@ class Monitor:
     """CPU seconds (user+system) and RSS of a set of processes, sampled every 0.5 s."""
 
     def __init__(self, interval: float = 0.5) -> None:
+        import psutil  # the "bench" extra
+
+        self._psutil = psutil
         self.interval = interval
         self.procs: dict[str, psutil.Process] = {}
         self.rss: list[dict[str, object]] = []
@@ -243,7 +245,7 @@ class Monitor:
         self._thread.start()
 
     def watch(self, label: str, pid: int) -> None:
-        self.procs[label] = psutil.Process(pid)
+        self.procs[label] = self._psutil.Process(pid)
 
     def unwatch(self, label: str) -> None:
         self.procs.pop(label, None)
@@ -263,7 +265,7 @@ class Monitor:
             for label, proc in list(self.procs.items()):
                 try:
                     rss = proc.memory_info().rss / 2**20
-                except psutil.Error:
+                except self._psutil.Error:
                     continue
                 self.rss.append({"t": round(time.monotonic() - self._t0, 2), "server": label,
                                  "phase": self.phase, "rss_mb": round(rss, 1)})
