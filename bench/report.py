@@ -137,10 +137,11 @@ def plot(result: dict[str, Any], path: Path) -> str | None:
             ax.set_xlabel("offered load (ops/s; closed-loop point = achieved)")
             ax.set_ylabel("latency (ms)")
             ax.set_yscale("log")
+            ax.set_xscale("log")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle("minigate vs bare baseline: latency vs offered load (shared, loaded 2-core machine)",
-                 fontsize=10)
+    fig.suptitle("minigate vs bare baseline: latency vs offered load\n"
+                 f"{result['timestamp']}, shared and loaded 2-core machine", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
