@@ -52,7 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="orders already in the database for the large case of 'rows'")
     run.add_argument("--profile", action="store_true",
                      help="attach py-spy to minigate during the core saturation phases")
+    rep = sub.add_parser("report", help="rewrite the .md/.png of an existing results JSON")
+    rep.add_argument("json", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "report":
+        return args
     args.suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = set(args.suites) - set(SUITES)
     if unknown:
@@ -350,5 +354,11 @@ class Bench:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "report":
+        import json
+
+        stem = report.write(json.loads(args.json.read_text()), latest=False)
+        sys.stderr.write(f"rewrote {stem}.md and .png\n")
+        return 0
     Bench(args).run()
     return 0

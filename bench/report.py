@@ -53,8 +53,13 @@ def markdown(result: dict[str, Any]) -> str:
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for p in phases:
             offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
+            suite = p["suite"]
+            if suite == "workers":
+                suite += f" ({p['processes']} proc)"
+            if "history_rows" in p:
+                suite += f" ({p['history_rows']:,} orders)"
             out.append(
-                f"| {p['suite']} | {p['db']} | {p['server']} | {p['op']} | "
+                f"| {suite} | {p['db']} | {p['server']} | {p['op']} | "
                 f"{p['mode']}{'' if p['mode'] == 'open' else ' x' + str(p['concurrency'])} | "
                 f"{offered} | {_fmt(p['throughput'])} | {_fmt(p['p50_ms'])} | "
                 f"{_fmt(p['p95_ms'])} | {_fmt(p['p99_ms'])} | {p['errors'] + p['dropped']} | "
@@ -96,7 +101,8 @@ def markdown(result: dict[str, Any]) -> str:
 def rss_summary(samples: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     by: dict[str, list[float]] = {}
     for s in samples:
-        by.setdefault(str(s["server"]), []).append(float(s["rss_mb"]))
+        if float(s["rss_mb"]) > 0:
+            by.setdefault(str(s["server"]), []).append(float(s["rss_mb"]))
     return {k: {"first": v[0], "min": min(v), "max": max(v), "last": v[-1], "samples": len(v)}
             for k, v in by.items()}
 
@@ -225,11 +231,12 @@ def _short(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def write(result: dict[str, Any]) -> Path:
+def write(result: dict[str, Any], *, latest: bool = True) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / result["timestamp"]
+    result.pop("plot", None)
     note = plot(result, stem.with_suffix(".png"))
-    if note:
+    if note and note not in result.setdefault("notes", []):
         result.setdefault("notes", []).append(note)
     else:
         result["plot"] = stem.with_suffix(".png").name
@@ -238,5 +245,6 @@ def write(result: dict[str, Any]) -> Path:
     if result.get("plot"):
         md += f"\n![latency vs offered load]({result['plot']})\n"
     stem.with_suffix(".md").write_text(md)
-    (RESULTS / "latest.md").write_text(md)
+    if latest:
+        (RESULTS / "latest.md").write_text(md)
     return stem

@@ -181,6 +181,9 @@ class Server:
     logdir: Path
     api_key: str = field(default_factory=lambda: "sk_bench_" + secrets.token_urlsafe(16))
     port: int = field(default_factory=free_port)
+    #: the module run as ``python -m <entry> serve`` for minigate (experiments swap it)
+    entry: str = "minigate.cli"
+    extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -197,9 +200,9 @@ class Server:
             "MINIGATE_MODE": "sandbox", "MINIGATE_DATABASE_URL": self.db_url,
             "MINIGATE_API_KEY": self.api_key, "MINIGATE_PUBLIC_URL": self.base,
             "MINIGATE_SANDBOX__TIME_SCALE": "1.0", "PYTHONPATH": str(ROOT),
-        }
+        } | self.extra_env
         if self.kind == "minigate":
-            cmd = [sys.executable, "-m", "minigate.cli", "serve", "--host", "127.0.0.1",
+            cmd = [sys.executable, "-m", self.entry, "serve", "--host", "127.0.0.1",
                    "--port", str(self.port)]
         else:
             cmd = [sys.executable, "-m", "bench.baseline", "--port", str(self.port),
@@ -266,6 +269,8 @@ class Monitor:
                 try:
                     rss = proc.memory_info().rss / 2**20
                 except self._psutil.Error:
+                    continue
+                if rss == 0:  # exited, not yet reaped
                     continue
                 self.rss.append({"t": round(time.monotonic() - self._t0, 2), "server": label,
                                  "phase": self.phase, "rss_mb": round(rss, 1)})
