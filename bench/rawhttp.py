@@ -59,10 +59,22 @@ class RawClient:
         sem = self._sem.setdefault(host, asyncio.Semaphore(self.max_per_host))
         async with sem:
             idle = self._idle.setdefault(host, [])
+            reused = bool(idle)
             conn = idle.pop() if idle else await asyncio.open_connection(*host)
             try:
                 response, keep = await self._exchange(conn, data)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                conn[1].close()
+                # uvicorn closes keep-alive connections idle for 5 s; a reused connection
+                # that answers nothing at all was closed before our request was read, so
+                # it is retried once on a fresh connection (as httpx and urllib3 do).
+                stale = reused and (isinstance(exc, ConnectionError) or (
+                    isinstance(exc, asyncio.IncompleteReadError) and not exc.partial))
+                if not stale:
+                    raise
+                conn = await asyncio.open_connection(*host)
+                response, keep = await self._exchange(conn, data)
+            except ValueError:
                 conn[1].close()
                 raise
             if keep:
