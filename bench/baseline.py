@@ -1,0 +1,138 @@
+"""The bare baseline: the smallest honest handler doing the same provider work.
+
+Same process layout as minigate in sandbox mode (the simulators are mounted in-process and
+called over HTTP on loopback), same Latipay signing, but none of minigate's guarantees: no
+idempotency keys, no state machine, no outbox/timeline, no amount check, no row locks, no
+ORM, no pydantic, no access log. Per operation:
+
+* checkout: ``POST /bare/checkout/{provider}`` {login_code} → ``jscode2session`` over HTTP →
+  signed create call to the simulator over HTTP → one ``INSERT`` → the pay params.
+* notification: ``POST /bare/notify/{provider}`` → verify the HMAC → one ``INSERT`` → ack.
+
+Run: ``python -m bench.baseline --port 8100 --db sqlite+aiosqlite:///x.db``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from bench.providers import PROVIDERS
+from minigate.sandbox import credentials as cred
+from minigate.sandbox.world import SandboxWorld
+
+DDL = [
+    "CREATE TABLE IF NOT EXISTS bare_checkout (number VARCHAR(64) PRIMARY KEY, "
+    "amount_minor BIGINT, openid VARCHAR(128), params TEXT, created_at DOUBLE PRECISION)",
+    "CREATE TABLE IF NOT EXISTS bare_notification (event_key VARCHAR(160) PRIMARY KEY, "
+    "body TEXT, received_at DOUBLE PRECISION)",
+]
+
+
+class Store:
+    """One INSERT per operation, straight on the driver."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sqlite = url.startswith("sqlite")
+        self._db: Any = None
+
+    async def open(self) -> None:
+        if self.sqlite:
+            import aiosqlite
+
+            self._db = await aiosqlite.connect(self.url.split(":///", 1)[1])
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+                await self._db.execute(f"PRAGMA {pragma}")
+            for ddl in DDL:
+                await self._db.execute(ddl)
+            await self._db.commit()
+        else:
+            import asyncpg
+
+            self._db = await asyncpg.create_pool(
+                self.url.replace("postgresql+asyncpg", "postgresql"), min_size=2, max_size=20)
+            for ddl in DDL:
+                await self._db.execute(ddl)
+
+    async def insert(self, table: str, values: tuple[Any, ...]) -> None:
+        cols = ", ".join("?" if self.sqlite else f"${i + 1}" for i in range(len(values)))
+        sql = f"INSERT INTO {table} VALUES ({cols})"  # table names are ours, never input
+        if self.sqlite:
+            await self._db.execute(sql, values)
+            await self._db.commit()
+        else:
+            await self._db.execute(sql, *values)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+def create_baseline_app(db_url: str, base: str) -> FastAPI:
+    http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=100))
+    world = SandboxWorld(http)
+    store = Store(db_url)
+    sim = f"{base}/sandbox"
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        yield
+        await world.notifier.aclose()
+        await http.aclose()
+        await store.close()
+
+    app = FastAPI(lifespan=lifespan, openapi_url=None)
+    app.include_router(world.router())
+
+    async def checkout(request: Request) -> Response:
+        provider = PROVIDERS[request.path_params["provider"]]
+        body = json.loads(await request.body())
+        r = await http.get(f"{sim}/wechat-login/sns/jscode2session", params={
+            "appid": cred.MINI_APP_ID, "secret": cred.MINI_APP_SECRET,
+            "js_code": body["login_code"], "grant_type": "authorization_code"})
+        openid = r.json()["openid"]
+        created = await provider.bare_create(http, sim, openid, provider.amount_minor)
+        await store.insert("bare_checkout", (created["number"], provider.amount_minor, openid,
+                                             json.dumps(created["payment"]), time.time()))
+        return JSONResponse(created)
+
+    async def notify(request: Request) -> Response:
+        provider = PROVIDERS[request.path_params["provider"]]
+        body = await request.body()
+        key = provider.bare_verify(request.headers, body)
+        if key is None:
+            return Response(b"rejected", 400, media_type="text/plain")
+        await store.insert("bare_notification", (key, body.decode(), time.time()))
+        return Response(b"sent", media_type="text/plain")
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app.add_route("/bare/checkout/{provider}", checkout, methods=["POST"])
+    app.add_route("/bare/notify/{provider}", notify, methods=["POST"])
+    app.add_route("/healthz", healthz, methods=["GET"])
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--db", required=True)
+    args = parser.parse_args()
+    app = create_baseline_app(args.db, f"http://127.0.0.1:{args.port}")
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The load generator. It runs in its own process (``multiprocessing``, spawn), never in the
+server's, and drives real HTTP with ``httpx.AsyncClient``.
+
+* closed loop: ``concurrency`` workers, each starting its next operation when the previous
+  one answered (saturation throughput);
+* open loop: operations start on a fixed schedule (``rate`` per second) whatever the server
+  does; latency counts from the *scheduled* start, so a slow server cannot hide its queue
+  (no coordinated omission). More than ``MAX_INFLIGHT`` operations in flight count as
+  dropped errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import resource
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.providers import PROVIDERS, ProviderBench
+from bench.rawhttp import RawClient, Response
+
+MAX_INFLIGHT = 2000
+
+
+@dataclass
+class Spec:
+    op: str  # "checkout" | "notification"
+    target: str  # "minigate" | "baseline"
+    bases: list[str]  # one per API process; operations are split round-robin
+    api_keys: list[str]
+    provider: str = "latipay"
+    mode: str = "closed"  # "closed" | "open"
+    concurrency: int = 32
+    rate: float = 0.0
+    duration: float = 5.0
+    pool_start: int = 0  # notification: first seeded order index this phase may use
+    pool_size: int = 0
+
+
+class PoolExhausted(Exception):
+    pass
+
+
+@dataclass
+class Runner:
+    spec: Spec
+    provider: ProviderBench
+    client: RawClient
+    progress: Any
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    dropped: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    notified: list[int] = field(default_factory=list)
+    exhausted: bool = False
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+    _next_pool: int = 0
+
+    async def op(self, i: int) -> None:
+        base = self.spec.bases[i % len(self.spec.bases)]
+        key = self.spec.api_keys[i % len(self.spec.api_keys)]
+        if self.spec.op == "checkout":
+            await (self._checkout_minigate(base, key, i) if self.spec.target == "minigate"
+                   else self._checkout_bare(base, i))
+        else:
+            await self._notify(base)
+
+    async def _checkout_minigate(self, base: str, key: str, i: int) -> None:
+        p, c = self.provider, self.client
+        r = await c.post(f"{base}/v1/orders", headers={
+            "Authorization": f"Bearer {key}", "Idempotency-Key": secrets.token_hex(12)},
+            json_body={"merchant_reference": f"bench-{secrets.token_hex(6)}", "amount": p.amount,
+                  "currency": p.currency, "description": "bench", "channel": p.channel,
+                  "provider": p.name})
+        _expect(r, 201)
+        order = r.json()
+        code = await self._login(base, i)
+        r = await c.post(f"{base}/v1/client/orders/{order['id']}/pay",
+                         json_body={"client_token": order["client_token"],
+                                    "login_code": code})
+        _expect(r, 200)
+        if p.channel not in r.json():
+            raise RuntimeError(f"no {p.channel} params: {r.text[:100]}")
+
+    async def _checkout_bare(self, base: str, i: int) -> None:
+        code = await self._login(base, i)
+        r = await self.client.post(f"{base}/bare/checkout/{self.provider.name}",
+                                   json_body={"login_code": code})
+        _expect(r, 200)
+
+    async def _login(self, base: str, i: int) -> str:
+        # one simulated shopper per checkout: the simulator allows 100 logins/min per user
+        r = await self.client.post(f"{base}/sandbox/wallet/login",
+                                   json_body={"user": f"bench-{self.spec.target}-{i}"})
+        _expect(r, 200)
+        return str(r.json()["code"])
+
+    async def _notify(self, base: str) -> None:
+        if self._next_pool >= self.spec.pool_size:
+            raise PoolExhausted
+        index = self.spec.pool_start + self._next_pool
+        self._next_pool += 1
+        n = self.provider.notification(self.provider.seed_number(index))
+        prefix = "/v1/notify" if self.spec.target == "minigate" else "/bare/notify"
+        r = await self.client.post(f"{base}{prefix}/{self.provider.name}", content=n.body,
+                                   headers=n.headers)
+        if not self.provider.acked(r.status_code, r.content):
+            raise RuntimeError(f"not acked: HTTP {r.status_code} {r.text[:80]}")
+        if len(self.notified) < 200:
+            self.notified.append(index)
+
+    async def timed(self, start: float) -> None:
+        i = next(self._counter)
+        try:
+            await self.op(i)
+        except PoolExhausted:
+            self.exhausted = True
+            return
+        except Exception as exc:
+            self.errors += 1
+            if len(self.error_samples) < 5:
+                self.error_samples.append(f"{type(exc).__name__}: {exc}"[:200])
+            return
+        self.latencies.append(time.perf_counter() - start)
+
+    async def closed(self) -> None:
+        deadline = time.perf_counter() + self.spec.duration
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline and not self.exhausted:
+                await self.timed(time.perf_counter())
+
+        await asyncio.gather(*(worker() for _ in range(self.spec.concurrency)))
+
+    async def open(self) -> None:
+        start = time.perf_counter()
+        tasks: set[asyncio.Task[None]] = set()
+        for n in itertools.count():
+            scheduled = start + n / self.spec.rate
+            if scheduled - start >= self.spec.duration or self.exhausted:
+                break
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(tasks) >= MAX_INFLIGHT:
+                self.dropped += 1
+                continue
+            task = asyncio.create_task(self.timed(scheduled))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+
+    async def report_progress(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self.progress.put(("progress", len(self.latencies), self.errors + self.dropped))
+
+
+async def _run(spec: Spec, progress: Any) -> dict[str, Any]:
+    client = RawClient(max_per_host=max(64, spec.concurrency * 2))
+    try:
+        runner = Runner(spec, PROVIDERS[spec.provider], client, progress)
+        ticker = asyncio.create_task(runner.report_progress())
+        progress.put(("started",))
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        await (runner.closed() if spec.mode == "closed" else runner.open())
+        elapsed = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        ticker.cancel()
+    finally:
+        await client.aclose()
+    client_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return {"latencies": runner.latencies, "errors": runner.errors, "dropped": runner.dropped,
+            "error_samples": runner.error_samples, "elapsed": elapsed,
+            "client_cpu_pct": round(100 * client_cpu / elapsed, 1), "notified": runner.notified,
+            "pool_used": runner._next_pool, "pool_exhausted": runner.exhausted}
+
+
+def worker_main(spec: Spec, progress: Any) -> None:
+    """Entry point of the load process."""
+    try:
+        progress.put(("result", asyncio.run(_run(spec, progress))))
+    except Exception as exc:  # the orchestrator reports it
+        progress.put(("failed", f"{type(exc).__name__}: {exc}"))
+
+
+def _expect(r: Response, status: int) -> None:
+    if r.status_code != status:
+        raise RuntimeError(f"HTTP {r.status_code} (expected {status}): {r.text[:120]}")

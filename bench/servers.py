@@ -1,0 +1,288 @@
+"""Databases, server processes and their CPU / RSS, all on loopback.
+
+* :class:`Database` creates a fresh SQLite file or PostgreSQL database (``mg_bench_<random>``),
+  migrates it, seeds pending orders (and, for the row-count test, history rows) and drops it.
+* :class:`Server` starts ``minigate serve`` (sandbox mode, configured by ``MINIGATE_*``
+  environment variables) or the bare baseline as a subprocess and waits for it to answer.
+* :class:`Monitor` samples every server process's CPU seconds and RSS twice a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_DSN = os.environ.get("MINIGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Database:
+    """A fresh database for one server run."""
+
+    def __init__(self, kind: str, workdir: Path) -> None:
+        self.kind = kind
+        self.name = f"mg_bench_{secrets.token_hex(4)}"
+        if kind == "sqlite":
+            self.path = workdir / f"{self.name}.db"
+            self.url = f"sqlite+aiosqlite:///{self.path}"
+        else:
+            base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            self.url = f"{base}/{self.name}"
+
+    async def create(self, *, minigate_schema: bool = True) -> None:
+        if self.kind == "postgres":
+            import asyncpg
+
+            conn = await asyncpg.connect(PG_DSN)
+            try:
+                await conn.execute(f'CREATE DATABASE "{self.name}"')
+            finally:
+                await conn.close()
+        if minigate_schema:
+            from minigate.store.db import make_engine, migrate
+
+            engine = make_engine(self.url)
+            try:
+                await migrate(engine)
+            finally:
+                await engine.dispose()
+
+    async def drop(self) -> None:
+        if self.kind == "sqlite":
+            _remove_sqlite(self.path)
+            return
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    async def seed_pending(self, provider: str, channel: str, currency: str, minor: int,
+                           number, count: int, start: int = 0) -> list[str]:
+        """``count`` orders in ``pending`` with a pending payment numbered ``number(i)``
+        (as if checkout had happened); returns their order ids. ``next_check_at`` is far
+        ahead so the reconciler leaves them alone during the run."""
+        from minigate.domain.ids import new_id
+        from minigate.service.context import token_hash
+        from minigate.store.db import make_engine
+        from minigate.store.models import Order, Payment
+
+        now = datetime.now(UTC)
+        later = now + timedelta(days=1)
+        orders, payments, ids = [], [], []
+        hashed = token_hash("ct_bench")
+        for i in range(start, start + count):
+            oid = f"ord_b{i:019d}"
+            ids.append(oid)
+            orders.append(dict(
+                id=oid, merchant_reference=f"bench-{i}", amount_minor=minor, currency=currency,
+                description="bench", channel=channel, provider=provider, status="pending",
+                client_token_hash=hashed, refunded_minor=0, refund_reserved_minor=0,
+                metadata_json={}, flagged=0, expires_at=later, paid_at=None, created_at=now,
+                updated_at=now, version=2))
+            payments.append(dict(
+                id=new_id("pay"), order_id=oid, provider=provider, provider_order_no=number(i),
+                provider_txn_id=None, status="pending", openid="o" + "b" * 27,
+                client_params={"wechat": {}}, params_expire_at=later, next_check_at=later,
+                checks=0, created_at=now, updated_at=now))
+        engine = make_engine(self.url)
+        try:
+            for lo in range(0, count, 5000):
+                async with engine.begin() as conn:
+                    await conn.execute(Order.__table__.insert(), orders[lo:lo + 5000])
+                    await conn.execute(Payment.__table__.insert(), payments[lo:lo + 5000])
+        finally:
+            await engine.dispose()
+        return ids
+
+    async def seed_history(self, rows: int) -> float:
+        """PostgreSQL only: ``rows`` paid orders, each with its payment and two events, with
+        ``INSERT … SELECT generate_series`` (seconds taken is returned)."""
+        import asyncpg
+
+        started = time.perf_counter()
+        conn = await asyncpg.connect(self.url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await conn.execute(f"""
+            INSERT INTO orders SELECT 'ord_h' || lpad(g::text, 19, '0'), 'hist-' || g, 1230,
+              'NZD', 'history', 'wechat', 'latipay', 'paid', md5(g::text) || md5(g::text), 0, 0,
+              '{{}}'::json, 0, now() - interval '1 day', now() - interval '1 day',
+              now() - interval '1 day' - g * interval '1 second', now(), 2
+            FROM generate_series(1, {rows}) g""")
+            await conn.execute(f"""
+            INSERT INTO payments SELECT 'pay_h' || lpad(g::text, 19, '0'),
+              'ord_h' || lpad(g::text, 19, '0'), 'latipay', 'MGH' || lpad(g::text, 25, '0'),
+              '2026' || lpad(g::text, 12, '0'), 'succeeded', 'o' || md5(g::text), '{{}}'::json,
+              NULL, NULL, 1, now() - interval '1 day', now()
+            FROM generate_series(1, {rows}) g""")
+            await conn.execute(f"""
+            INSERT INTO events (id, type, order_id, data, deliver, delivery_status, attempts,
+              next_attempt_at, last_error, created_at)
+            SELECT 'evt_h' || lpad(g::text, 19, '0') || t, CASE t WHEN 'c' THEN 'order.created'
+              ELSE 'order.paid' END, 'ord_h' || lpad(g::text, 19, '0'), '{{}}'::json, 0, 'none',
+              0, NULL, '', now() - interval '1 day'
+            FROM generate_series(1, {rows}) g, (VALUES ('c'), ('p')) v(t)""")
+            await conn.execute("""
+            INSERT INTO notifications (provider, event_key, order_id, outcome, body, received_at)
+            SELECT 'latipay', 'MGH' || lpad(g::text, 25, '0') || ':paid',
+              'ord_h' || lpad(g::text, 19, '0'), 'paid', '\\x00'::bytea, now()
+            FROM generate_series(1, $1::int) g""", rows)
+            await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
+        return time.perf_counter() - started
+
+    async def order_statuses(self, ids: list[str]) -> dict[str, str]:
+        from sqlalchemy import select
+
+        from minigate.store.db import make_engine
+        from minigate.store.models import Order
+
+        engine = make_engine(self.url)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(select(Order.id, Order.status).where(Order.id.in_(ids)))
+                return {r[0]: r[1] for r in rows}
+        finally:
+            await engine.dispose()
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@dataclass
+class Server:
+    """One API process (minigate or baseline) on a free loopback port."""
+
+    kind: str  # "minigate" | "baseline"
+    db_url: str
+    logdir: Path
+    api_key: str = field(default_factory=lambda: "sk_bench_" + secrets.token_urlsafe(16))
+    port: int = field(default_factory=free_port)
+    #: the module run as ``python -m <entry> serve`` for minigate (experiments swap it)
+    entry: str = "minigate.cli"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = os.environ | {
+            "MINIGATE_MODE": "sandbox", "MINIGATE_DATABASE_URL": self.db_url,
+            "MINIGATE_API_KEY": self.api_key, "MINIGATE_PUBLIC_URL": self.base,
+            "MINIGATE_SANDBOX__TIME_SCALE": "1.0", "PYTHONPATH": str(ROOT),
+        } | self.extra_env
+        if self.kind == "minigate":
+            cmd = [sys.executable, "-m", self.entry, "serve", "--host", "127.0.0.1",
+                   "--port", str(self.port)]
+        else:
+            cmd = [sys.executable, "-m", "bench.baseline", "--port", str(self.port),
+                   "--db", self.db_url]
+        log = open(self.logdir / f"{self.kind}-{self.port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited at start; see {log.name}")
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} did not answer /healthz in {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Monitor:
+    """CPU seconds (user+system) and RSS of a set of processes, sampled every 0.5 s."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        import psutil  # the "bench" extra
+
+        self._psutil = psutil
+        self.interval = interval
+        self.procs: dict[str, psutil.Process] = {}
+        self.rss: list[dict[str, object]] = []
+        self.phase = "start"
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def watch(self, label: str, pid: int) -> None:
+        self.procs[label] = self._psutil.Process(pid)
+
+    def unwatch(self, label: str) -> None:
+        self.procs.pop(label, None)
+
+    def cpu(self, labels: list[str]) -> float:
+        total = 0.0
+        for label in labels:
+            t = self.procs[label].cpu_times()
+            total += t.user + t.system
+        return total
+
+    def rss_mb(self, label: str) -> float:
+        return self.procs[label].memory_info().rss / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for label, proc in list(self.procs.items()):
+                try:
+                    rss = proc.memory_info().rss / 2**20
+                except self._psutil.Error:
+                    continue
+                if rss == 0:  # exited, not yet reaped
+                    continue
+                self.rss.append({"t": round(time.monotonic() - self._t0, 2), "server": label,
+                                 "phase": self.phase, "rss_mb": round(rss, 1)})
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="minigate-bench-"))
+
+
+def run(coro):  # noqa: ANN001, ANN201 - tiny helper for the synchronous orchestrator
+    return asyncio.run(coro)
