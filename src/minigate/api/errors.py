@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from minigate.domain.money import MoneyError
@@ -53,6 +54,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IllegalTransition)
     async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
         return JSONResponse(error_body("invalid_request_error", "conflict", str(exc)), 409)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        # A dropped or unreachable database connection: the transaction was rolled back,
+        # so the request may simply be sent again.
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            log.warning("database unavailable: %s", type(exc.orig).__name__)
+            return JSONResponse(error_body("api_error", "database_unavailable",
+                                           "database unavailable; nothing was changed, retry"),
+                                503, headers={"Retry-After": "1"})
+        log.exception("unhandled database error")
+        return JSONResponse(error_body("api_error", "internal_error",
+                                       "internal error; nothing was changed by this request"),
+                            500)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -34,11 +34,13 @@ class LoginSim:
     def __init__(self, clock: Clock, apps: dict[str, str]) -> None:
         self.clock = clock
         self.apps = dict(apps)  # appid -> secret
+        #: Codes in the order they were issued, so expired ones are pruned from the front.
         self._codes: dict[str, _Code] = {}
+        self._known: set[tuple[str, str]] = set()  # (appid, openid) of every user seen
         self._recent: dict[str, deque[datetime]] = {}
         self.fail_next = 0
-        #: Every session_key handed out, so tests can check none of them leaks.
-        self.issued_session_keys: list[str] = []
+        #: The latest session_keys handed out, so tests can check none of them leaks.
+        self.issued_session_keys: deque[str] = deque(maxlen=10_000)
 
     def openid_for(self, appid: str, user: str) -> str:
         """A user's stable openid within one mini program (different per AppID)."""
@@ -46,13 +48,24 @@ class LoginSim:
         return "o" + base64.urlsafe_b64encode(digest).decode()[:27]
 
     def known_openid(self, appid: str, openid: str) -> bool:
-        return any(self.openid_for(appid, c.user) == openid for c in self._codes.values()
-                   if c.appid == appid)
+        """Has a user of this mini program logged in (so the openid is a real one)?"""
+        return (appid, openid) in self._known
 
     def issue_code(self, user: str, appid: str) -> str:
+        now = self.clock.now()
+        self._prune(now)
         code = secrets.token_hex(16)
-        self._codes[code] = _Code(user, appid, self.clock.now())
+        self._codes[code] = _Code(user, appid, now)
+        self._known.add((appid, self.openid_for(appid, user)))
         return code
+
+    def _prune(self, now: datetime) -> None:
+        """Forget codes past their lifetime (a long-running sandbox must not grow forever)."""
+        while self._codes:
+            oldest = next(iter(self._codes))
+            if now - self._codes[oldest].issued_at <= CODE_TTL:
+                return
+            del self._codes[oldest]
 
     def jscode2session(self, appid: str, secret: str, code: str) -> dict[str, object]:
         if self.fail_next > 0:

@@ -33,6 +33,8 @@ log = logging.getLogger("minigate.notifications")
 MAX_BODY = 64 * 1024
 #: An unverifiable notification brings a payment's next query forward at most this often.
 HINT_INTERVAL = timedelta(seconds=30)
+#: Outcomes logged at DEBUG only (every paid order has one, every provider retry another).
+ROUTINE = frozenset({"paid", "duplicate", "succeeded", "noop"})
 
 
 async def handle_notification(
@@ -60,7 +62,9 @@ async def handle_notification(
         outcome = await _record_and_apply(ctx, provider, verified, body)
     except IntegrityError:
         outcome = "duplicate"  # the same provider event, already recorded
-    log.info("%s notification %s: %s", provider, verified.event_key, outcome)
+    # The expected outcome is routine and frequent; anything else is worth a line.
+    log.log(logging.DEBUG if outcome in ROUTINE else logging.INFO,
+            "%s notification %s: %s", provider, verified.event_key, outcome)
     return client.ack(True)
 
 

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+POOL_RECYCLE_SECONDS = 1800
+SQLITE_POOL_TIMEOUT = 30.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -22,10 +24,19 @@ def is_sqlite(url: str) -> bool:
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine. SQLite gets WAL, a busy timeout and foreign keys on every connection."""
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # One connection: SQLite has one writer at a time anyway, and a pool of connections
+        # only turns that into lock waits inside SQLite's busy handler (long sleeps, a long
+        # tail). One connection queues transactions in order instead. Code must therefore
+        # never open a session while holding another (it would wait for itself).
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1,
+                                     max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping (a round trip on every checkout): connections are recycled before servers
+    # or proxies drop them, and a connection that died anyway fails its statement, which
+    # surfaces as a retryable 503 and a rolled-back transaction.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                               pool_recycle=POOL_RECYCLE_SECONDS)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

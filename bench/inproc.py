@@ -1,0 +1,153 @@
+"""CPU per operation, in-process and sequential: a quick, load-independent A/B tool.
+
+``python -m bench.inproc --db sqlite --n 400`` runs minigate in sandbox mode inside this
+process (HTTP over an in-process ASGI transport, no sockets) and measures, with
+``time.process_time`` (so other load on the machine barely matters):
+
+* ``notification``: a correctly signed Latipay notification for a seeded pending order,
+  through the FastAPI route (``/v1/notify/latipay``);
+* ``notification (service)``: the same, calling ``handle_notification`` directly;
+* ``checkout``: create order + wallet login + pay (minigate calls the simulators over the
+  in-process transport, so the simulators' CPU is included, as in ``bench run``).
+
+It also counts SQL statements and pool checkouts per operation. The figures are for
+comparing two versions of ``src/`` on one machine, not for quoting throughput: the load
+benchmark (``python -m bench run``) measures real HTTP from a separate process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+from bench.providers import LATIPAY
+from bench.servers import Database
+from minigate.app import Runtime, create_app
+from minigate.config import load_settings
+from minigate.service.notifications import handle_notification
+
+API_KEY = "sk_test_inproc_bench"
+PUBLIC = "http://minigate.bench"
+
+
+class Counter:
+    """SQL statements and pool checkouts seen on one engine."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.checkouts = 0
+
+    def attach(self, engine: Any) -> None:
+        event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
+        event.listen(engine.sync_engine.pool, "checkout", self._checkout)
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
+
+    def _checkout(self, *_: Any) -> None:
+        self.checkouts += 1
+
+
+async def _runtime(url: str) -> tuple[Runtime, httpx.AsyncClient]:
+    settings = load_settings(database_url=url, api_key=API_KEY, public_url=PUBLIC,
+                             mode="sandbox", run_jobs=False, log_level="WARNING",
+                             sandbox={"time_scale": 1000.0})
+    routes: dict[str, httpx.AsyncBaseTransport] = {}
+
+    class Route(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return await routes[request.url.host].handle_async_request(request)
+
+    http = httpx.AsyncClient(transport=Route(), timeout=10)
+    runtime = Runtime(settings, http=http, run_jobs=False, auto_migrate=False)
+    routes["minigate.bench"] = httpx.ASGITransport(app=create_app(settings, runtime))
+    await runtime.start()
+    return runtime, httpx.AsyncClient(transport=Route(), base_url=PUBLIC, timeout=10)
+
+
+async def _measure(label: str, n: int, counter: Counter,
+                   op: Callable[[int], Awaitable[None]]) -> dict[str, Any]:
+    for i in range(min(20, n // 10)):  # warm up: imports, caches, the pool
+        await op(n + i)
+    s0, c0 = counter.statements, counter.checkouts
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for i in range(n):
+        await op(i)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {"op": label, "n": n, "cpu_ms": 1000 * cpu / n, "wall_ms": 1000 * wall / n,
+            "statements": (counter.statements - s0) / n,
+            "checkouts": (counter.checkouts - c0) / n}
+
+
+async def run(kind: str, n: int) -> list[dict[str, Any]]:
+    db = Database(kind, Path(tempfile.mkdtemp(prefix="mg-inproc-")))
+    await db.create()
+    bench = LATIPAY
+    seeded = 3 * n + 100
+    await db.seed_pending(bench.name, bench.channel, bench.currency, bench.amount_minor,
+                          bench.seed_number, seeded)
+    runtime, api = await _runtime(db.url)
+    counter = Counter()
+    assert runtime.engine is not None
+    counter.attach(runtime.engine)
+    ctx = runtime.ctx
+    merchant = {"Authorization": f"Bearer {API_KEY}"}
+
+    async def notify_http(i: int) -> None:
+        note = bench.notification(bench.seed_number(i))
+        r = await api.post("/v1/notify/latipay", content=note.body, headers=note.headers)
+        assert bench.acked(r.status_code, r.content), r.text
+
+    async def notify_service(i: int) -> None:
+        note = bench.notification(bench.seed_number(n + 50 + i))
+        ack = await handle_notification(ctx, "latipay", note.headers, note.body)
+        assert ack.status == 200
+
+    async def checkout(i: int) -> None:
+        body = {"merchant_reference": "inproc-" + secrets.token_hex(6), "amount": bench.amount,
+                "currency": bench.currency, "description": "bench", "channel": bench.channel,
+                "provider": bench.name}
+        r = await api.post("/v1/orders", json=body, headers=merchant)
+        assert r.status_code == 201, r.text
+        order = r.json()
+        code = (await api.post("/sandbox/wallet/login", json={"user": f"bench{i % 50}"})).json()["code"]
+        r = await api.post(f"/v1/client/orders/{order['id']}/pay",
+                           json={"client_token": order["client_token"], "login_code": code})
+        assert r.status_code == 200, r.text
+
+    try:
+        return [await _measure("notification", n, counter, notify_http),
+                await _measure("notification (service)", n, counter, notify_service),
+                await _measure("checkout", n, counter, checkout)]
+    finally:
+        await api.aclose()
+        await runtime.stop()
+        await db.drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.inproc", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--n", type=int, default=300, help="operations per measurement")
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    print(f"{'db':9} {'op':24} {'n':>5} {'CPU ms/op':>10} {'wall ms/op':>11} "
+          f"{'SQL/op':>7} {'pool/op':>8}")
+    for kind in kinds:
+        for row in asyncio.run(run(kind, args.n)):
+            print(f"{kind:9} {row['op']:24} {row['n']:5d} {row['cpu_ms']:10.2f} "
+                  f"{row['wall_ms']:11.2f} {row['statements']:7.1f} {row['checkouts']:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
