@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from minigate.domain.events import EventType
 from minigate.errors import NotificationRejected, ProviderError
@@ -95,38 +96,45 @@ async def _query_sooner(
 async def _record_and_apply(
     ctx: ServiceContext, provider: str, verified: VerifiedNotification, body: bytes
 ) -> str:
+    """One transaction: apply the provider's word, then record the notification under its
+    unique event key. A duplicate fails that insert at commit, which rolls back everything
+    it did (on PostgreSQL it first waits for the order's row lock, so it sees the outcome of
+    the original and does nothing anyway)."""
     now = ctx.clock.now()
     async with ctx.sessions() as session, session.begin():
-        record = Notification(provider=provider, event_key=verified.event_key[:160],
-                              order_id=None, outcome="received", body=body, received_at=now)
-        session.add(record)
-        await session.flush()  # raises IntegrityError for a duplicate event
-        outcome = "unmatched"
-        if verified.payment is not None:
-            payment = await repo.payment_by_number(session, provider,
-                                                   verified.payment.provider_order_no)
-            if payment is not None:
-                order = await repo.get_order(session, payment.order_id, lock=True)
-                assert order is not None
-                record.order_id = order.id
-                if verified.trusted:
-                    outcome = await settle_payment(ctx, session, order, payment,
-                                                   verified.payment, source="notification")
-                else:
-                    payment.next_check_at = now
-                    outcome = "query_scheduled"
-        elif verified.refund is not None:
-            refund = await repo.refund_by_number(session, provider,
-                                                 verified.refund.provider_refund_no)
-            if refund is not None:
-                record.order_id = refund.order_id
-                if verified.trusted:
-                    outcome = await settle_refund(ctx, session, refund, verified.refund,
-                                                  source="notification")
-                else:
-                    refund.next_check_at = now
-                    outcome = "query_scheduled"
-        record.outcome = outcome
+        order_id, outcome = await _apply(ctx, session, provider, verified)
+        session.add(Notification(provider=provider, event_key=verified.event_key[:160],
+                                 order_id=order_id, outcome=outcome, body=body,
+                                 received_at=now))
     if outcome == "query_scheduled":
         ctx.kick()
     return outcome
+
+
+async def _apply(
+    ctx: ServiceContext, session: AsyncSession, provider: str, verified: VerifiedNotification
+) -> tuple[str | None, str]:
+    """(order id, outcome) of a verified notification, applied inside ``session``."""
+    now = ctx.clock.now()
+    if verified.payment is not None:
+        found = await repo.payment_with_order(session, provider,
+                                              verified.payment.provider_order_no, lock=True)
+        if found is None:
+            return None, "unmatched"
+        payment, order = found
+        if not verified.trusted:
+            payment.next_check_at = now
+            return order.id, "query_scheduled"
+        return order.id, await settle_payment(ctx, session, order, payment, verified.payment,
+                                              source="notification")
+    if verified.refund is not None:
+        refund = await repo.refund_by_number(session, provider,
+                                             verified.refund.provider_refund_no)
+        if refund is None:
+            return None, "unmatched"
+        if not verified.trusted:
+            refund.next_check_at = now
+            return refund.order_id, "query_scheduled"
+        return refund.order_id, await settle_refund(ctx, session, refund, verified.refund,
+                                                    source="notification")
+    return None, "unmatched"

@@ -50,21 +50,24 @@ def next_check(ctx: ServiceContext, checks: int) -> datetime:
     return ctx.clock.now() + timedelta(seconds=schedule[min(checks, len(schedule) - 1)])
 
 
-async def _authorised_order(ctx: ServiceContext, order_id: str, client_token: str) -> Order:
+async def _authorised_order(
+    ctx: ServiceContext, order_id: str, client_token: str
+) -> tuple[Order, Payment | None]:
+    """The order (and its payment) if ``client_token`` is this order's token."""
     async with ctx.sessions() as session:
-        order = await repo.get_order(session, order_id)
+        found = await repo.order_with_payment(session, order_id)
     given = token_hash(client_token or "")
     # Same answer (and same work) for "no such order" and "wrong token": no probing.
-    expected = order.client_token_hash if order is not None else token_hash("\x00")
-    if not hmac.compare_digest(given, expected) or order is None:
+    expected = found[0].client_token_hash if found is not None else token_hash("\x00")
+    if not hmac.compare_digest(given, expected) or found is None:
         raise AuthenticationError("client_token does not match this order", param="client_token",
                                   code="invalid_client_token")
-    return order
+    return found
 
 
 async def client_status(ctx: ServiceContext, order_id: str, client_token: str) -> dict[str, Any]:
     """What the mini program may know: status and paid. A client never changes state."""
-    order = await _authorised_order(ctx, order_id, client_token)
+    order, _ = await _authorised_order(ctx, order_id, client_token)
     return {"id": order.id, "status": order.status,
             "paid": OrderStatus(order.status) in PAID_STATES}
 
@@ -82,7 +85,7 @@ async def pay(
 ) -> dict[str, Any]:
     """Turn the login code into an openid, create (or reuse) the provider payment, and
     return exactly what ``wx.requestPayment`` / ``my.tradePay`` need."""
-    order = await _authorised_order(ctx, order_id, client_token)
+    order, payment = await _authorised_order(ctx, order_id, client_token)
     now = ctx.clock.now()
     status = OrderStatus(order.status)
     if status in PAID_STATES:
@@ -91,8 +94,6 @@ async def pay(
         raise Conflict(f"order is {order.status}", code=f"order_{order.status}")
     if now >= order.expires_at:
         raise Conflict("order has expired", code="order_expired")
-    async with ctx.sessions() as session:
-        payment = await repo.payment_for_order(session, order.id)
     if _reusable(payment, now):
         assert payment is not None and payment.client_params is not None
         return _pay_view(order, payment.client_params)
@@ -192,9 +193,10 @@ async def _record_prepay(
     if not params:
         raise ProviderError("provider returned no client parameters", provider=order.provider)
     async with ctx.sessions() as session, session.begin():
-        fresh = await session.get(Payment, payment.id)
-        order_row = await repo.get_order(session, order.id)
-        assert fresh is not None and order_row is not None
+        found = await repo.payment_with_order(session, payment.provider,
+                                              payment.provider_order_no)
+        assert found is not None
+        fresh, order_row = found
         if fresh.status in ("created", "unknown", "pending"):
             fresh.status = "pending"
         fresh.client_params = params

@@ -31,6 +31,29 @@ async def payment_for_order(session: AsyncSession, order_id: str) -> Payment | N
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def order_with_payment(
+    session: AsyncSession, order_id: str
+) -> tuple[Order, Payment | None] | None:
+    """An order and its payment (if any), in one query."""
+    stmt = (select(Order, Payment).outerjoin(Payment, Payment.order_id == Order.id)
+            .where(Order.id == order_id))
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def payment_with_order(
+    session: AsyncSession, provider: str, number: str, *, lock: bool = False
+) -> tuple[Payment, Order] | None:
+    """A payment by its provider number with its order, in one query; ``lock`` takes the
+    order's row lock (PostgreSQL), which serialises everyone settling that order."""
+    stmt = (select(Payment, Order).join(Order, Order.id == Payment.order_id)
+            .where(Payment.provider == provider, Payment.provider_order_no == number))
+    if lock:
+        stmt = stmt.with_for_update(of=Order)
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def payment_by_number(session: AsyncSession, provider: str, number: str) -> Payment | None:
     stmt = select(Payment).where(Payment.provider == provider, Payment.provider_order_no == number)
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -73,13 +96,10 @@ async def move_order(
         update(Order)
         .where(Order.id == order.id, Order.status.in_([s.value for s in sources]))
         .values(status=target.value, updated_at=now, version=Order.version + 1, **values)
-        .execution_options(synchronize_session=False)
+        .returning(Order)  # the moved row, loaded into ``order``: no second SELECT
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    result = await session.execute(stmt)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    await session.refresh(order)
-    return True
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
 def add_event(
