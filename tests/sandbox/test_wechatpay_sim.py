@@ -40,7 +40,9 @@ async def test_out_trade_no_reuse(sqlite_gateway: Harness, provider: str) -> Non
     assert first.wechat["package"] == again.wechat["package"]  # same prepay_id
     with pytest.raises(ProviderError) as exc:
         await client.create_payment(replace(req, amount=Money(999, "CNY")))
-    assert exc.value.provider_code == "OUT_TRADE_NO_USED"
+    # WeChat's real answer (v3: HTTP 400; v2: result_code FAIL), not OUT_TRADE_NO_USED.
+    assert exc.value.provider_code == "INVALID_REQUEST"
+    assert "201" in exc.value.message and not exc.value.retryable
 
 
 @pytest.mark.parametrize("provider", ["wechatpay", "wechatpay-v2"])

@@ -6,8 +6,9 @@ order book shared by both API versions, as at WeChat. Prepays live in the shared
 
 It enforces: request signatures (401 SIGN_ERROR) and the 5-minute timestamp window,
 required fields (400 PARAM_ERROR), integer fen amounts, appid↔mchid↔openid consistency,
-unique ``out_trade_no`` (identical parameters → the same prepay_id, otherwise 403
-OUT_TRADE_NO_USED), no close in the first 5 minutes (× time_scale), refunds ≤ paid.
+unique ``out_trade_no`` (identical parameters → the same prepay_id, otherwise what WeChat
+really answers: 400 INVALID_REQUEST "201 商户订单号重复"), no close in the first 5 minutes
+(× time_scale), refunds ≤ paid.
 Answers are signed like WeChat's; notifications are AES-GCM encrypted and signed with the
 platform certificate or the WeChat Pay public key (switchable), re-sent on WeChat's
 timetable (× time_scale) until acknowledged. Control: ``POST /sandbox/wechatpay/control``.
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 #: WeChat's notification timetable (seconds between attempts), 15 sends over ~24 h.
 TIMETABLE = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800,
              21600, 21600)
+#: WeChat's message when an ``out_trade_no`` is reused with different parameters (v2 and v3).
+DUPLICATE_ORDER_NO = "201 商户订单号重复"
 OUT_TRADE_NO_RE = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
 
 
@@ -230,7 +233,7 @@ class WechatpaySim:
         if existing is not None:
             if existing.params == data and existing.prepay.status == "NOTPAY":
                 return self.answer(request, 200, {"prepay_id": existing.prepay.prepay_id})
-            return self.error(request, 403, "OUT_TRADE_NO_USED", "商户订单号重复")
+            return self.error(request, 400, "INVALID_REQUEST", DUPLICATE_ORDER_NO)
         appid = str(data["appid"])
         order = self.new_order(
             out_trade_no=str(data["out_trade_no"]), appid=appid, openid=str(payer["openid"]),

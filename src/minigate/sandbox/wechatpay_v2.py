@@ -20,7 +20,7 @@ from minigate.providers.wechatpay import v2sign
 from minigate.providers.wechatpay.v2_messages import china_time
 from minigate.providers.wechatpay.xml import XmlRejected, parse_xml, to_xml
 from minigate.sandbox import credentials as cred
-from minigate.sandbox.wechatpay import OUT_TRADE_NO_RE, TIMETABLE, WxOrder
+from minigate.sandbox.wechatpay import DUPLICATE_ORDER_NO, OUT_TRADE_NO_RE, TIMETABLE, WxOrder
 
 if TYPE_CHECKING:
     from minigate.sandbox.wechatpay import WechatpaySim
@@ -87,7 +87,7 @@ class WechatpayV2Api:
         if existing is not None:
             if existing.params == params and existing.prepay.status == "NOTPAY":
                 return self._prepay_answer(existing, st)
-            return self._result_fail("OUT_TRADE_NO_USED", "商户订单号重复", st)
+            return self._result_fail("INVALID_REQUEST", DUPLICATE_ORDER_NO, st)
         appid = f["appid"]
         order = self.sim.new_order(
             out_trade_no=f["out_trade_no"], appid=appid, openid=f["openid"],
