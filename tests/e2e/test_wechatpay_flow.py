@@ -140,3 +140,39 @@ async def test_v2_notification_ack_is_success_xml(sqlite_gateway: Harness) -> No
     await gw.world.notifier.drain(2)
     delivery = gw.world.notifier.deliveries[-1]
     assert delivery.acked and delivery.statuses == [200]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_refund_closed_then_abnormal_by_notification(gateway: Harness,
+                                                           provider: str) -> None:
+    """REFUND.CLOSED (v2 REFUNDCLOSE) fails the refund and frees its amount;
+    REFUND.ABNORMAL (v2 CHANGE) is not final: the refund stays pending. No jobs run here,
+    so only the refund notifications can move the refunds."""
+    gw = gateway
+    order = await gw.create_order(provider=provider, currency="CNY", amount="30.00")
+    await gw.shopper_pays(await gw.pay(order))
+    await gw.wait_status(order["id"], "paid")
+    sim = gw.world.wechatpay
+
+    r = await gw.api.post("/sandbox/wechatpay/control", json={"refund_outcome": "CLOSED"})
+    assert r.json()["refund_outcome"] == "CLOSED"
+    closed = await refund(gw, order["id"], "30.00")
+    failed = await wait_refund(gw, str(closed["id"]), "failed")
+    assert failed["failure_reason"]
+    await gw.world.notifier.drain(2)
+    delivery = next(d for d in gw.world.notifier.deliveries
+                    if d.label.endswith(str(closed["provider_refund_no"])))
+    assert delivery.acked and delivery.statuses[-1] in (200, 204)
+    after = await gw.get_order(order["id"])
+    assert after["status"] == "paid" and after["amount_refunded"] == "0.00"
+
+    await gw.api.post("/sandbox/wechatpay/control", json={"refund_outcome": "ABNORMAL"})
+    abnormal = await refund(gw, order["id"], "30.00")  # the closed refund's money is free again
+    await gw.world.notifier.drain(2)
+    delivery = next(d for d in gw.world.notifier.deliveries
+                    if d.label.endswith(str(abnormal["provider_refund_no"])))
+    assert delivery.acked
+    r = await gw.api.get(f"/v1/refunds/{abnormal['id']}", headers=gw.merchant())
+    assert r.json()["status"] == "pending"
+    sim_refund = sim.refunds[str(abnormal["provider_refund_no"])]
+    assert sim_refund.status == "ABNORMAL"

@@ -89,3 +89,18 @@ async def test_refund_above_paid_is_refused(sqlite_gateway: Harness, provider: s
     # The same refund number again is the same refund, not a second one.
     await client.refund(RefundRequest(ref, "RFSIM0001", Money(600, "CNY")))
     assert sim_order.refunded() == 600
+
+
+@pytest.mark.parametrize("provider", ["wechatpay", "wechatpay-v2"])
+async def test_time_expire_reaches_the_prepay(sqlite_gateway: Harness, provider: str) -> None:
+    """v3 ``time_expire`` (RFC 3339) and v2 ``time_expire`` (yyyyMMddHHmmss, +08:00) both
+    become the prepay's expiry: after it, the wallet refuses to pay."""
+    gw = sqlite_gateway
+    client = gw.ctx.provider(provider)
+    req = await payment_request(gw, "SIMTEST000004")
+    req = replace(req, expires_at=gw.ctx.clock.now().replace(microsecond=0)
+                  + timedelta(minutes=20))
+    created = await client.create_payment(req)
+    assert created.wechat is not None
+    prepay = gw.world.wechat.prepays[created.wechat["package"].removeprefix("prepay_id=")]
+    assert prepay.expires_at == req.expires_at
