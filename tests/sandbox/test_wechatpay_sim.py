@@ -104,3 +104,45 @@ async def test_time_expire_reaches_the_prepay(sqlite_gateway: Harness, provider:
     assert created.wechat is not None
     prepay = gw.world.wechat.prepays[created.wechat["package"].removeprefix("prepay_id=")]
     assert prepay.expires_at == req.expires_at
+
+
+async def test_notifications_follow_wechats_timetable_until_acked() -> None:
+    """15 re-sends after the first, spaced 15s/15s/30s/3m/… × time_scale, stopped by the
+    first ack; a merchant that never acks gets all 16 and no more."""
+    import asyncio
+
+    import httpx
+
+    from minigate.sandbox.notifier import Notifier
+    from minigate.sandbox.wechatpay import TIMETABLE
+
+    assert TIMETABLE == (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800,
+                         10800, 21600, 21600)
+    assert sum(TIMETABLE) == 24 * 3600 + 4 * 60  # WeChat: "总计 24h4m"
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    def merchant(fail_first: int) -> httpx.MockTransport:
+        def handle(request: httpx.Request) -> httpx.Response:
+            times.append(loop.time())
+            return httpx.Response(500 if len(times) <= fail_first else 204)
+        return httpx.MockTransport(handle)
+
+    scale = 0.001
+    async with httpx.AsyncClient(transport=merchant(4)) as http:
+        notifier = Notifier(http, time_scale=scale)
+        delivery = notifier.send("t", "http://merchant.test/n", b"{}", {}, TIMETABLE,
+                                 lambda r: r.status_code in (200, 204))
+        await notifier.drain(5)
+    assert delivery.acked and delivery.statuses == [500, 500, 500, 500, 204]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    for gap, wait in zip(gaps, TIMETABLE, strict=False):
+        assert gap >= wait * scale * 0.9
+
+    times.clear()
+    async with httpx.AsyncClient(transport=merchant(10**6)) as http:
+        notifier = Notifier(http, time_scale=0.00001)
+        delivery = notifier.send("t", "http://merchant.test/n", b"{}", {}, TIMETABLE,
+                                 lambda r: r.status_code in (200, 204))
+        await notifier.drain(10)
+    assert not delivery.acked and delivery.attempts == len(TIMETABLE) + 1
