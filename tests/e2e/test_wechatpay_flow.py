@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from minigate.providers.wechatpay import v3sign
 from minigate.providers.wechatpay.xml import parse_xml
 from tests.support import Harness
 
@@ -140,3 +141,88 @@ async def test_v2_notification_ack_is_success_xml(sqlite_gateway: Harness) -> No
     await gw.world.notifier.drain(2)
     delivery = gw.world.notifier.deliveries[-1]
     assert delivery.acked and delivery.statuses == [200]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_refund_closed_then_abnormal_by_notification(gateway: Harness,
+                                                           provider: str) -> None:
+    """REFUND.CLOSED (v2 REFUNDCLOSE) fails the refund and frees its amount;
+    REFUND.ABNORMAL (v2 CHANGE) is not final: the refund stays pending. No jobs run here,
+    so only the refund notifications can move the refunds."""
+    gw = gateway
+    order = await gw.create_order(provider=provider, currency="CNY", amount="30.00")
+    await gw.shopper_pays(await gw.pay(order))
+    await gw.wait_status(order["id"], "paid")
+    sim = gw.world.wechatpay
+
+    r = await gw.api.post("/sandbox/wechatpay/control", json={"refund_outcome": "CLOSED"})
+    assert r.json()["refund_outcome"] == "CLOSED"
+    closed = await refund(gw, order["id"], "30.00")
+    failed = await wait_refund(gw, str(closed["id"]), "failed")
+    assert failed["failure_reason"]
+    await gw.world.notifier.drain(2)
+    delivery = next(d for d in gw.world.notifier.deliveries
+                    if d.label.endswith(str(closed["provider_refund_no"])))
+    assert delivery.acked and delivery.statuses[-1] in (200, 204)
+    after = await gw.get_order(order["id"])
+    assert after["status"] == "paid" and after["amount_refunded"] == "0.00"
+
+    await gw.api.post("/sandbox/wechatpay/control", json={"refund_outcome": "ABNORMAL"})
+    abnormal = await refund(gw, order["id"], "30.00")  # the closed refund's money is free again
+    await gw.world.notifier.drain(2)
+    delivery = next(d for d in gw.world.notifier.deliveries
+                    if d.label.endswith(str(abnormal["provider_refund_no"])))
+    assert delivery.acked
+    r = await gw.api.get(f"/v1/refunds/{abnormal['id']}", headers=gw.merchant())
+    assert r.json()["status"] == "pending"
+    sim_refund = sim.refunds[str(abnormal["provider_refund_no"])]
+    assert sim_refund.status == "ABNORMAL"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_oversized_notification_refused_unread(sqlite_gateway: Harness,
+                                                     provider: str) -> None:
+    body = b"<xml><return_code>SUCCESS</return_code><a>" + b"x" * 70_000 + b"</a></xml>"
+    r = await sqlite_gateway.api.post(f"/v1/notify/{provider}", content=body)
+    assert r.status_code == 413
+
+
+async def test_v3_stale_and_probe_notifications_rejected_through_the_api(
+        sqlite_gateway: Harness) -> None:
+    """A correctly signed notification replayed 6 minutes late, and a SIGNTEST probe with a
+    known serial, both get 4xx {"code":"FAIL"} and change nothing."""
+    gw = sqlite_gateway
+    sim = gw.world.wechatpay
+    order = await gw.create_order(provider="wechatpay", currency="CNY", amount="2.00")
+    pay = await gw.pay(order)
+    sim_order = next(iter(sim.orders.values()))
+    sim_order.prepay.status, sim_order.prepay.transaction_id = "SUCCESS", "4200000000000001"
+    sim_order.prepay.paid_at = gw.ctx.clock.now()
+    captured: list[tuple[bytes, dict[str, str]]] = []
+    sim.world.notifier.options.blackhole = True  # build the notification, send it ourselves
+    original = sim.world.notifier.send
+
+    def capture(label: str, url: str, body: bytes, headers: object, *args: object,
+                **kwargs: object) -> object:
+        factory = kwargs.get("headers_factory")
+        assert callable(factory)
+        captured.append((body, dict(factory())))
+        return original(label, url, body, headers, *args, **kwargs)  # type: ignore[arg-type]
+
+    sim.world.notifier.send = capture  # type: ignore[method-assign]
+    await sim.paid(sim_order)
+    body, headers = captured[0]
+    # Validly signed, but over a timestamp 6 minutes old.
+    old = str(int(headers["Wechatpay-Timestamp"]) - 360)
+    _, key = sim._signer(headers["Wechatpay-Serial"])
+    stale = {**headers, "Wechatpay-Timestamp": old, "Wechatpay-Signature": v3sign.rsa_sign(
+        key, v3sign.response_message(old, headers["Wechatpay-Nonce"], body))}
+    probe = {**headers, "Wechatpay-Signature": "WECHATPAY/SIGNTEST/" + "A" * 40}
+    for bad in (stale, probe):
+        r = await gw.api.post("/v1/notify/wechatpay", content=body, headers=bad)
+        assert r.status_code == 400 and r.json()["code"] == "FAIL"
+    assert (await gw.get_order(order["id"]))["status"] == "pending"
+    r = await gw.api.post("/v1/notify/wechatpay", content=body, headers=headers)
+    assert r.status_code in (200, 204) and r.content == b""
+    assert (await gw.get_order(order["id"]))["status"] == "paid"
+    assert pay["provider"] == "wechatpay"

@@ -40,7 +40,9 @@ async def test_out_trade_no_reuse(sqlite_gateway: Harness, provider: str) -> Non
     assert first.wechat["package"] == again.wechat["package"]  # same prepay_id
     with pytest.raises(ProviderError) as exc:
         await client.create_payment(replace(req, amount=Money(999, "CNY")))
-    assert exc.value.provider_code == "OUT_TRADE_NO_USED"
+    # WeChat's real answer (v3: HTTP 400; v2: result_code FAIL), not OUT_TRADE_NO_USED.
+    assert exc.value.provider_code == "INVALID_REQUEST"
+    assert "201" in exc.value.message and not exc.value.retryable
 
 
 @pytest.mark.parametrize("provider", ["wechatpay", "wechatpay-v2"])
@@ -87,3 +89,60 @@ async def test_refund_above_paid_is_refused(sqlite_gateway: Harness, provider: s
     # The same refund number again is the same refund, not a second one.
     await client.refund(RefundRequest(ref, "RFSIM0001", Money(600, "CNY")))
     assert sim_order.refunded() == 600
+
+
+@pytest.mark.parametrize("provider", ["wechatpay", "wechatpay-v2"])
+async def test_time_expire_reaches_the_prepay(sqlite_gateway: Harness, provider: str) -> None:
+    """v3 ``time_expire`` (RFC 3339) and v2 ``time_expire`` (yyyyMMddHHmmss, +08:00) both
+    become the prepay's expiry: after it, the wallet refuses to pay."""
+    gw = sqlite_gateway
+    client = gw.ctx.provider(provider)
+    req = await payment_request(gw, "SIMTEST000004")
+    req = replace(req, expires_at=gw.ctx.clock.now().replace(microsecond=0)
+                  + timedelta(minutes=20))
+    created = await client.create_payment(req)
+    assert created.wechat is not None
+    prepay = gw.world.wechat.prepays[created.wechat["package"].removeprefix("prepay_id=")]
+    assert prepay.expires_at == req.expires_at
+
+
+async def test_notifications_follow_wechats_timetable_until_acked() -> None:
+    """15 re-sends after the first, spaced 15s/15s/30s/3m/… × time_scale, stopped by the
+    first ack; a merchant that never acks gets all 16 and no more."""
+    import asyncio
+
+    import httpx
+
+    from minigate.sandbox.notifier import Notifier
+    from minigate.sandbox.wechatpay import TIMETABLE
+
+    assert TIMETABLE == (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800,
+                         10800, 21600, 21600)
+    assert sum(TIMETABLE) == 24 * 3600 + 4 * 60  # WeChat: "总计 24h4m"
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    def merchant(fail_first: int) -> httpx.MockTransport:
+        def handle(request: httpx.Request) -> httpx.Response:
+            times.append(loop.time())
+            return httpx.Response(500 if len(times) <= fail_first else 204)
+        return httpx.MockTransport(handle)
+
+    scale = 0.001
+    async with httpx.AsyncClient(transport=merchant(4)) as http:
+        notifier = Notifier(http, time_scale=scale)
+        delivery = notifier.send("t", "http://merchant.test/n", b"{}", {}, TIMETABLE,
+                                 lambda r: r.status_code in (200, 204))
+        await notifier.drain(5)
+    assert delivery.acked and delivery.statuses == [500, 500, 500, 500, 204]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    for gap, wait in zip(gaps, TIMETABLE, strict=False):
+        assert gap >= wait * scale * 0.9
+
+    times.clear()
+    async with httpx.AsyncClient(transport=merchant(10**6)) as http:
+        notifier = Notifier(http, time_scale=0.00001)
+        delivery = notifier.send("t", "http://merchant.test/n", b"{}", {}, TIMETABLE,
+                                 lambda r: r.status_code in (200, 204))
+        await notifier.drain(10)
+    assert not delivery.acked and delivery.attempts == len(TIMETABLE) + 1

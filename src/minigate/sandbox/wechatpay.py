@@ -6,8 +6,9 @@ order book shared by both API versions, as at WeChat. Prepays live in the shared
 
 It enforces: request signatures (401 SIGN_ERROR) and the 5-minute timestamp window,
 required fields (400 PARAM_ERROR), integer fen amounts, appid↔mchid↔openid consistency,
-unique ``out_trade_no`` (identical parameters → the same prepay_id, otherwise 403
-OUT_TRADE_NO_USED), no close in the first 5 minutes (× time_scale), refunds ≤ paid.
+unique ``out_trade_no`` (identical parameters → the same prepay_id, otherwise what WeChat
+really answers: 400 INVALID_REQUEST "201 商户订单号重复"), no close in the first 5 minutes
+(× time_scale), refunds ≤ paid.
 Answers are signed like WeChat's; notifications are AES-GCM encrypted and signed with the
 platform certificate or the WeChat Pay public key (switchable), re-sent on WeChat's
 timetable (× time_scale) until acknowledged. Control: ``POST /sandbox/wechatpay/control``.
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 #: WeChat's notification timetable (seconds between attempts), 15 sends over ~24 h.
 TIMETABLE = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800,
              21600, 21600)
+#: WeChat's message when an ``out_trade_no`` is reused with different parameters (v2 and v3).
+DUPLICATE_ORDER_NO = "201 商户订单号重复"
 OUT_TRADE_NO_RE = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
 
 
@@ -72,6 +75,12 @@ class WxOrder:
         return sum(r.amount for r in self.refunds.values() if r.status != "CLOSED")
 
 
+#: How a refund ends (v3 names); v2 calls ABNORMAL ``CHANGE`` and CLOSED ``REFUNDCLOSE``.
+RefundOutcome = Literal["SUCCESS", "ABNORMAL", "CLOSED"]
+V2_REFUND_STATUS: dict[str, str] = {"SUCCESS": "SUCCESS", "ABNORMAL": "CHANGE",
+                                    "CLOSED": "REFUNDCLOSE"}
+
+
 class Control(BaseModel):
     """Sandbox knobs: who signs notifications, probes, duplicates."""
 
@@ -80,6 +89,8 @@ class Control(BaseModel):
     probe_next: int | None = None
     #: Send every next notification this many extra times.
     duplicates: int | None = None
+    #: How the next refunds end (REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED).
+    refund_outcome: RefundOutcome | None = None
 
 
 class WechatpaySim:
@@ -96,6 +107,7 @@ class WechatpaySim:
         self.probe_next = 0
         #: HTTP statuses minigate answered to SIGNTEST probes (expected: 4xx/5xx).
         self.probe_answers: list[int] = []
+        self.refund_outcome: RefundOutcome = "SUCCESS"
         self.min_close_age = cred.WECHATPAY_MIN_CLOSE_AGE * world.notifier.time_scale
 
     # -- WeChat's signatures on what it sends ------------------------------------------
@@ -183,13 +195,16 @@ class WechatpaySim:
 
     def add_refund(self, order: WxOrder, out_refund_no: str, amount: int,
                    notify_url: str) -> WxRefund:
-        """Accepted refunds complete at once here; WeChat still answers PROCESSING first."""
+        """Accepted refunds end at once here (as ``refund_outcome`` says: SUCCESS by default,
+        or ABNORMAL / CLOSED); WeChat still answers PROCESSING first."""
+        outcome = self.refund_outcome
         refund = WxRefund(out_refund_no, "50300" + secrets.token_hex(12), order.out_trade_no,
-                          amount, order.total, "SUCCESS", self.world.clock.now(), notify_url)
+                          amount, order.total, outcome, self.world.clock.now(), notify_url)
         order.refunds[out_refund_no] = refund
         self.refunds[out_refund_no] = refund
-        order.prepay.status = "REFUND"
-        order.prepay.refunded_minor += amount
+        if outcome != "CLOSED":  # a closed refund gives the money back to the merchant
+            order.prepay.status = "REFUND"
+            order.prepay.refunded_minor += amount
         return refund
 
     async def paid(self, order: WxOrder) -> None:
@@ -230,7 +245,7 @@ class WechatpaySim:
         if existing is not None:
             if existing.params == data and existing.prepay.status == "NOTPAY":
                 return self.answer(request, 200, {"prepay_id": existing.prepay.prepay_id})
-            return self.error(request, 403, "OUT_TRADE_NO_USED", "商户订单号重复")
+            return self.error(request, 400, "INVALID_REQUEST", DUPLICATE_ORDER_NO)
         appid = str(data["appid"])
         order = self.new_order(
             out_trade_no=str(data["out_trade_no"]), appid=appid, openid=str(payer["openid"]),
@@ -316,8 +331,8 @@ class WechatpaySim:
         record = self.add_refund(order, str(data["out_refund_no"]), refund,
                                  str(data.get("notify_url") or ""))
         if record.notify_url:
-            self.notify(record.notify_url, "REFUND.SUCCESS", "refund",
-                        self.refund_view(record, "SUCCESS", notification=True),
+            self.notify(record.notify_url, f"REFUND.{record.status}", "refund",
+                        self.refund_view(record, notification=True),
                         f"wechatpay:{record.out_refund_no}")
         return self.answer(request, 200, self.refund_view(record, "PROCESSING"))
 
@@ -406,16 +421,20 @@ class WechatpaySim:
                                  headers_factory=probe_headers)
 
     async def control(self, body: Control) -> dict[str, Any]:
-        """Switch notification signing, arm SIGNTEST probes, ask for duplicates."""
+        """Switch notification signing, arm SIGNTEST probes, ask for duplicates, choose how
+        refunds end."""
         if body.signing is not None:
             self.signing = body.signing
         if body.probe_next is not None:
             self.probe_next = body.probe_next
         if body.duplicates is not None:
             self.world.notifier.options.duplicates = body.duplicates
+        if body.refund_outcome is not None:
+            self.refund_outcome = body.refund_outcome
         return {"signing": self.signing, "probe_next": self.probe_next,
                 "probe_answers": self.probe_answers,
-                "duplicates": self.world.notifier.options.duplicates}
+                "duplicates": self.world.notifier.options.duplicates,
+                "refund_outcome": self.refund_outcome}
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/wechatpay", tags=["sandbox: wechatpay"])

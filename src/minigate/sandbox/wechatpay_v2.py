@@ -11,21 +11,36 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from minigate.providers.wechatpay import v2sign
-from minigate.providers.wechatpay.v2_messages import china_time
+from minigate.providers.wechatpay.v2_messages import CHINA, china_time
 from minigate.providers.wechatpay.xml import XmlRejected, parse_xml, to_xml
 from minigate.sandbox import credentials as cred
-from minigate.sandbox.wechatpay import OUT_TRADE_NO_RE, TIMETABLE, WxOrder
+from minigate.sandbox.wechatpay import (
+    DUPLICATE_ORDER_NO,
+    OUT_TRADE_NO_RE,
+    TIMETABLE,
+    V2_REFUND_STATUS,
+    WxOrder,
+)
 
 if TYPE_CHECKING:
     from minigate.sandbox.wechatpay import WechatpaySim
 
 FEN_RE = re.compile(r"[1-9][0-9]{0,11}")
+
+
+def parse_china_time(text: str) -> datetime | None:
+    """``yyyyMMddHHmmss`` in WeChat's time zone (``time_expire``), or None."""
+    try:
+        return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=CHINA)
+    except ValueError:
+        return None
 
 
 class WechatpayV2Api:
@@ -87,12 +102,13 @@ class WechatpayV2Api:
         if existing is not None:
             if existing.params == params and existing.prepay.status == "NOTPAY":
                 return self._prepay_answer(existing, st)
-            return self._result_fail("OUT_TRADE_NO_USED", "商户订单号重复", st)
+            return self._result_fail("INVALID_REQUEST", DUPLICATE_ORDER_NO, st)
         appid = f["appid"]
         order = self.sim.new_order(
             out_trade_no=f["out_trade_no"], appid=appid, openid=f["openid"],
             total=int(f["total_fee"]), currency="CNY", description=f["body"],
-            notify_url=f["notify_url"], version="v2", params=params, expires_at=None,
+            notify_url=f["notify_url"], version="v2", params=params,
+            expires_at=parse_china_time(f.get("time_expire", "")),
             verify_pay_sign=lambda p: self._pay_sign_ok(appid, st, p), sign_type=st)
         return self._prepay_answer(order, st)
 
@@ -190,7 +206,8 @@ class WechatpayV2Api:
             "result_code": "SUCCESS", "out_trade_no": refund.out_trade_no,
             "total_fee": str(refund.total), "refund_count": "1",
             "out_refund_no_0": refund.out_refund_no, "refund_id_0": refund.refund_id,
-            "refund_fee_0": str(refund.amount), "refund_status_0": refund.status}, st)
+            "refund_fee_0": str(refund.amount),
+            "refund_status_0": V2_REFUND_STATUS[refund.status]}, st)
 
     # -- notifications -----------------------------------------------------------------------
     def notify_paid(self, order: WxOrder) -> None:
@@ -207,7 +224,7 @@ class WechatpayV2Api:
         inner = to_xml({
             "out_refund_no": refund.out_refund_no, "out_trade_no": refund.out_trade_no,
             "refund_fee": str(refund.amount), "refund_id": refund.refund_id,
-            "refund_status": refund.status, "total_fee": str(refund.total),
+            "refund_status": V2_REFUND_STATUS[refund.status], "total_fee": str(refund.total),
             "transaction_id": order.prepay.transaction_id}, root="root")
         body = to_xml({"return_code": "SUCCESS", "appid": order.appid, "mch_id": self.sim.mchid,
                        "nonce_str": secrets.token_hex(8),

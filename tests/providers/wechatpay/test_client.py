@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
 from minigate.clock import FrozenClock
-from minigate.errors import NotificationRejected
-from minigate.providers.base import HttpRequest, HttpResponse, IncomingNotification
+from minigate.domain.money import Money
+from minigate.errors import NotificationRejected, ProviderError
+from minigate.providers.base import (
+    HttpRequest,
+    HttpResponse,
+    IncomingNotification,
+    PaymentRef,
+    RefundRequest,
+)
 from minigate.providers.wechatpay import v3sign
 from minigate.providers.wechatpay.client import CERT_REFRESH_INTERVAL, WechatpayV3Client
 from minigate.providers.wechatpay.keys import load_public_key
@@ -95,3 +104,88 @@ async def test_serial_still_unknown_after_refresh_is_rejected_and_not_refetched(
     with pytest.raises(NotificationRejected):
         await client.verify_notification(notification(clock, "00DEADBEEF", keys.merchant_key))
     assert server.calls == 2
+
+
+class Answering:
+    """A fake transport giving one canned answer, signed as WeChat would, then ``spoil``ed."""
+
+    def __init__(self, clock: FrozenClock, status: int, body: bytes,
+                 spoil: Callable[[dict[str, str], bytes], tuple[dict[str, str], bytes]]) -> None:
+        self.clock, self.status, self.body, self.spoil = clock, status, body, spoil
+        self.sent: list[HttpRequest] = []
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        self.sent.append(request)
+        keys = sandbox_wechat_keys()
+        headers = signed(self.body, keys.public_key_id, keys.public_key, self.clock)
+        headers, body = self.spoil(headers, self.body)
+        return HttpResponse(self.status, headers, body)
+
+
+def answering(status: int, body: bytes,
+              spoil: Callable[[dict[str, str], bytes], tuple[dict[str, str], bytes]]
+              ) -> tuple[WechatpayV3Client, Answering]:
+    keys = sandbox_wechat_keys()
+    clock = FrozenClock()
+    transport = Answering(clock, status, body, spoil)
+    ring = v3sign.KeyRing()
+    ring.add(keys.public_key_id, load_public_key(keys.public_key_pem().encode()))
+    account = V3Account("1900009999", "wxapp", WECHATPAY_APIV3_KEY, keys.merchant_key,
+                        keys.merchant_serial, public_key_id=keys.public_key_id)
+    client = WechatpayV3Client(account, transport, ring=ring, clock=clock,
+                               fetch_certificates=False)
+    return client, transport
+
+
+REF = PaymentRef("T20260101000001", Money(100, "CNY"), datetime(2026, 1, 1, tzinfo=UTC))
+PAID = json.dumps({"out_trade_no": REF.provider_order_no, "trade_state": "SUCCESS",
+                   "amount": {"total": 100, "currency": "CNY"}}).encode()
+
+
+def _same(h: dict[str, str], b: bytes) -> tuple[dict[str, str], bytes]:
+    return h, b
+
+
+async def test_signed_answer_is_believed() -> None:
+    client, transport = answering(200, PAID, _same)
+    state = await client.query_payment(REF)
+    assert state.status.value == "paid"
+    assert transport.sent[0].url.endswith(f"/{REF.provider_order_no}?mchid=1900009999")
+
+
+SPOILERS: dict[str, Callable[[dict[str, str], bytes], tuple[dict[str, str], bytes]]] = {
+    "tampered body": lambda h, b: (h, b.replace(b"SUCCESS", b"SUCCESS ")),
+    "stale timestamp": lambda h, b: ({**h, "wechatpay-timestamp": str(
+        int(h["wechatpay-timestamp"]) - 301)}, b),
+    "signtest probe": lambda h, b: ({**h, "wechatpay-signature":
+                                     v3sign.SIGNTEST_PREFIX + h["wechatpay-signature"]}, b),
+    "unknown serial": lambda h, b: ({**h, "wechatpay-serial": "7132D72A03E93CDDF8C03BBD1F37EEDF"},
+                                    b),
+    "unsigned": lambda h, b: ({}, b),
+}
+
+
+@pytest.mark.parametrize("spoiler", list(SPOILERS))
+async def test_unverifiable_answers_are_never_believed(spoiler: str) -> None:
+    client, _ = answering(200, PAID, SPOILERS[spoiler])
+    with pytest.raises(ProviderError) as exc:
+        await client.query_payment(REF)
+    assert exc.value.code == "provider_bad_signature"
+
+
+async def test_close_204_is_verified_over_the_empty_body() -> None:
+    client, _ = answering(204, b"", _same)
+    await client.close_payment(REF)
+    forged, _ = answering(204, b"", lambda h, b: (h, b"{}"))
+    with pytest.raises(ProviderError, match="does not verify"):
+        await forged.close_payment(REF)
+
+
+async def test_refund_answer_with_a_bad_signature_is_not_a_refusal() -> None:
+    """A 4xx that does not verify might be forged: it must not fail (and free) the refund."""
+    body = b'{"code":"NOT_ENOUGH","message":"x"}'
+    client, _ = answering(403, body, lambda h, b: (h, b.replace(b'"x"', b'"y"')))
+    request = RefundRequest(REF, "RF1", Money(100, "CNY"))
+    with pytest.raises(ProviderError) as exc:
+        await client.refund(request)
+    assert exc.value.code == "provider_bad_signature" and exc.value.provider_code is None

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from minigate.domain.money import Money
-from minigate.errors import ProviderError
+from minigate.errors import NotificationRejected, ProviderError
 from minigate.providers.base import (
     HttpResponse,
     PaymentRef,
@@ -20,6 +20,7 @@ from minigate.providers.wechatpay import v2_messages as v2
 from minigate.providers.wechatpay import v2sign
 from minigate.providers.wechatpay import v3_messages as v3
 from minigate.providers.wechatpay.xml import to_xml
+from tests.providers.wechatpay.vectors import vectors
 
 P, R = ProviderPaymentStatus, ProviderRefundStatus
 REF = PaymentRef("T20260101000001", Money(1230, "CNY"), datetime(2026, 1, 1, tzinfo=UTC))
@@ -129,3 +130,60 @@ def test_v2_ack_bodies() -> None:
                                  b"<return_msg><![CDATA[OK]]></return_msg></xml>")
     status, body = v2.ack(False, "sign")
     assert status == 400 and b"<return_code><![CDATA[FAIL]]></return_code>" in body
+
+
+def test_v2_md5_notification_for_an_hmac_account_is_accepted() -> None:
+    """WeChat sometimes MD5-signs notifications of HMAC-SHA256 orders: its own sign_type
+    decides; a sign_type we do not know never verifies."""
+    fields = {"return_code": "SUCCESS", "result_code": "SUCCESS", "appid": V2.appid,
+              "mch_id": V2.mchid, "out_trade_no": REF.provider_order_no,
+              "transaction_id": "4200000001", "total_fee": "1230", "fee_type": "CNY",
+              "nonce_str": "n", "sign_type": "MD5"}
+    signed = {**fields, "sign": v2sign.sign(fields, V2.api_key, "MD5")}
+    assert V2.sign_type == "HMAC-SHA256"
+    verified = v2.verify_notification(V2, to_xml(signed))
+    assert verified.payment is not None and verified.payment.status is P.PAID
+    with pytest.raises(NotificationRejected):
+        v2.verify_notification(V2, to_xml({**signed, "sign_type": "SHA1"}))
+
+
+def test_v2_refund_notification_from_the_req_info_vector() -> None:
+    v = vectors()["v2_refund_reqinfo_selfgenerated"]
+    account = v2.V2Account("1900009999", "wxapp", v["api_key"])
+    body = to_xml({"return_code": "SUCCESS", "appid": "wxapp", "mch_id": "1900009999",
+                   "nonce_str": "n", "req_info": v["req_info"]})
+    verified = v2.verify_notification(account, body)
+    assert verified.refund is not None
+    assert verified.refund.status is R.SUCCEEDED
+    assert verified.refund.provider_refund_no == "131811191610442717309"
+    assert verified.refund.amount == Money(3960, "CNY")
+    with pytest.raises(NotificationRejected, match="decrypt"):
+        v2.verify_notification(v2.V2Account("1900009999", "wxapp", "0" * 32), body)
+    with pytest.raises(NotificationRejected, match="another merchant"):
+        v2.verify_notification(v2.V2Account("1900000001", "wxapp", v["api_key"]), body)
+
+
+@pytest.mark.parametrize(("event", "status", "expected"), [
+    ("REFUND.SUCCESS", "SUCCESS", R.SUCCEEDED), ("REFUND.ABNORMAL", "ABNORMAL", R.PENDING),
+    ("REFUND.CLOSED", "CLOSED", R.FAILED),
+])
+def test_v3_refund_notifications(event: str, status: str,
+                                 expected: ProviderRefundStatus) -> None:
+    from minigate.providers.wechatpay import v3sign
+    from tests.providers.wechatpay.vectors import wechat_test_key
+
+    key = "0123456789abcdef0123456789abcdef"
+    account = v3.V3Account("1900007291", "wxd678efh567hg6787", key, wechat_test_key(), "AB")
+    resource = {"mchid": "1900007291", "out_trade_no": REF.provider_order_no,
+                "out_refund_no": "RF1", "refund_id": "50300", "refund_status": status,
+                "amount": {"total": 1230, "refund": 1000, "payer_total": 1230,
+                           "payer_refund": 1000}}
+    body = json.dumps({"id": "EV-9", "event_type": event, "resource": {
+        "original_type": "refund", "algorithm": "AEAD_AES_256_GCM", "nonce": "abcdefghijkl",
+        "associated_data": "refund", "ciphertext": v3sign.aes_gcm_encrypt(
+            key, "abcdefghijkl", "refund", json.dumps(resource).encode())}}).encode()
+    verified = v3.parse_notification(account, body)
+    assert verified.refund is not None and verified.payment is None
+    assert verified.refund.status is expected
+    assert verified.refund.amount == Money(1000, "CNY")
+    assert verified.refund.provider_refund_no == "RF1"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minigate.providers.wechatpay import v2sign
+from minigate.providers.wechatpay.v2_messages import V2Account, client_params
 from minigate.providers.wechatpay.xml import parse_xml
-from tests.providers.wechatpay.vectors import vectors
+from tests.providers.wechatpay.vectors import DIR, vectors
 
 KEY = "192006250b4c09247ec02edce69f6a2d"
 OFFICIAL_PARAMS = {"appid": "wxd930ea5d5a258f4f", "mch_id": "10000100", "device_info": "1000",
@@ -21,6 +23,40 @@ def test_string_to_sign_matches_the_documented_example() -> None:
     assert v2sign.string_to_sign(OFFICIAL_PARAMS, KEY) == (
         "appid=wxd930ea5d5a258f4f&body=test&device_info=1000&mch_id=10000100"
         "&nonce_str=ibuaiVcKdpRxkhJA&key=192006250b4c09247ec02edce69f6a2d")
+
+
+def published() -> dict[str, dict[str, object]]:
+    data: dict[str, dict[str, object]] = json.loads((DIR / "v2_published.json").read_text())
+    return data
+
+
+def test_published_md5_example() -> None:
+    v = published()["sign_md5"]
+    params, key = v["params"], str(v["key"])
+    assert isinstance(params, dict)
+    assert v2sign.string_to_sign(params, key) == v["string_sign_temp"]
+    assert v2sign.sign(params, key, v2sign.MD5) == v["sign"]
+    assert v2sign.verify({**params, "sign": str(v["sign"])}, key, v2sign.MD5)
+
+
+def test_published_hmac_sha256_example() -> None:
+    v = published()["sign_hmac_sha256"]
+    params, key = v["params"], str(v["key"])
+    assert isinstance(params, dict)
+    assert v2sign.sign(params, key, v2sign.HMAC_SHA256) == v["sign"]
+    assert v2sign.verify({**params, "sign": str(v["sign"])}, key, v2sign.HMAC_SHA256)
+
+
+def test_published_mini_program_pay_sign_example() -> None:
+    v = {k: str(x) for k, x in published()["pay_sign_md5"].items()}
+    fields = v2sign.pay_sign_params(v["appId"], v["timeStamp"], v["nonceStr"], v["package"],
+                                    v["signType"])
+    assert v2sign.sign(fields, v["key"], v2sign.MD5) == v["paySign"]
+    # The connector's own builder gives the mini program exactly that paySign.
+    account = V2Account("10000100", v["appId"], v["key"], v2sign.MD5)
+    params = client_params(account, v["package"].removeprefix("prepay_id="),
+                           int(v["timeStamp"]), v["nonceStr"])
+    assert params["paySign"] == v["paySign"] and params["signType"] == "MD5"
 
 
 def test_md5_sign_is_upper_md5_of_the_string() -> None:

@@ -122,7 +122,7 @@ def test_unknown_serial_is_flagged_for_refresh() -> None:
     assert exc.value.unknown_serial
 
 
-def wechat_test_pub_and_certificate_serials_side_by_side() -> None:
+def test_public_key_id_and_certificate_serials_side_by_side() -> None:
     """During a migration both kinds of serial are configured; each picks its own key."""
     v = vectors()["v3_notify_sig_selfgenerated"]
     ring = v3sign.KeyRing()
