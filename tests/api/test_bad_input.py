@@ -161,3 +161,22 @@ async def test_refund_amount_as_number_is_a_400(sqlite_gateway: Harness) -> None
     _assert_error(r, 400, param="amount")
     r = await gw.api.post(f"/v1/orders/{order['id']}/refunds", headers=gw.merchant())
     assert r.status_code == 201 and r.json()["amount"] == "10.00"  # no body: the rest
+
+
+async def test_database_unavailable_is_a_retryable_503(sqlite_gateway: Harness,
+                                                       monkeypatch: Any) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from minigate.store import repo
+
+    gw = sqlite_gateway
+    order = await gw.create_order()
+
+    async def database_down(*_: object, **__: object) -> None:
+        raise OperationalError("SELECT …", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(repo, "get_order", database_down)
+    r = await gw.api.get(f"/v1/orders/{order['id']}", headers=gw.merchant())
+    _assert_error(r, 503, "database_unavailable")
+    assert r.headers["retry-after"] == "1"
+    assert "server closed" not in r.text  # driver details stay in the log

@@ -105,3 +105,27 @@ async def test_a_connector_crash_on_hostile_input_is_a_rejection(sqlite_gateway:
         client.verify_notification = original
     assert r.status_code == 400 and r.text != "sent"
     assert (await gw.get_order(order["id"]))["status"] == "pending"
+
+
+async def test_a_database_failure_is_a_failure_ack_and_the_retry_pays(
+    sqlite_gateway: Harness, monkeypatch: Any
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from minigate.store import repo
+
+    gw = sqlite_gateway
+    order, reference = await _pending_order(gw)
+    body = _form(reference, "12.30")
+
+    async def database_down(*_: object, **__: object) -> None:
+        raise OperationalError("SELECT …", {}, ConnectionError("server closed the connection"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(repo, "payment_with_order", database_down)
+        r = await _notify(gw, body)
+    assert r.status_code == 400 and r.text != "sent"  # Latipay sends it again
+    assert (await gw.get_order(order["id"]))["status"] == "pending"
+    again = await _notify(gw, body)  # nothing was recorded, so the retry is not a duplicate
+    assert (again.status_code, again.text) == (200, "sent")
+    assert (await gw.get_order(order["id"]))["status"] == "paid"

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minigate.domain.events import EventType
@@ -63,6 +63,9 @@ async def handle_notification(
         outcome = await _record_and_apply(ctx, provider, verified, body)
     except IntegrityError:
         outcome = "duplicate"  # the same provider event, already recorded
+    except DBAPIError as exc:  # rolled back: a failure ack makes the provider send it again
+        log.warning("could not record %s notification: %s", provider, type(exc.orig).__name__)
+        return client.ack(False, "temporarily unable to record")
     # The expected outcome is routine and frequent; anything else is worth a line.
     log.log(logging.DEBUG if outcome in ROUTINE else logging.INFO,
             "%s notification %s: %s", provider, verified.event_key, outcome)
