@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from decimal import Decimal
 from typing import Any
@@ -236,3 +237,20 @@ async def test_notification_is_signed_form_resent_until_sent(sqlite_gateway: Har
 async def test_control_refuses_a_non_positive_interval(sqlite_gateway: Harness) -> None:
     r = await sqlite_gateway.api.post(BASE + "/control", json={"retry_every_seconds": 0})
     assert r.status_code in (400, 422)
+
+
+async def test_resend_interval_is_thirty_seconds_without_limit(sqlite_gateway: Harness) -> None:
+    h = sqlite_gateway
+    schedules: list[Any] = []
+    original = h.world.notifier.send
+
+    def recording_send(*args: Any, **kwargs: Any) -> Any:
+        schedules.append(args[4])
+        return original(*args, **kwargs)
+
+    h.world.notifier.send = recording_send
+    h.network.routes["merchant.test"] = httpx.MockTransport(
+        lambda request: httpx.Response(200, text="sent"))
+    await _paid_order(h)
+    assert len(schedules) == 1
+    assert list(itertools.islice(schedules[0], 10_000)) == [30.0] * 10_000
