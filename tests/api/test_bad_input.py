@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from minigate.sandbox import credentials as cred
 from tests.support import Harness
 
 GOOD = {"merchant_reference": "M-1", "amount": "12.30", "currency": "NZD",
@@ -175,3 +176,17 @@ async def test_refund_amount_as_number_is_a_400(sqlite_gateway: Harness) -> None
     _assert_error(r, 400, param="amount")
     r = await gw.api.post(f"/v1/orders/{order['id']}/refunds", headers=gw.merchant())
     assert r.status_code == 201 and r.json()["amount"] == "10.00"  # no body: the rest
+
+
+async def test_the_client_never_chooses_the_openid(sqlite_gateway: Harness) -> None:
+    gw = sqlite_gateway
+    order = await gw.create_order()
+    before = await gw.row_counts()
+    r = await gw.api.post(f"/v1/client/orders/{order['id']}/pay", json={
+        "client_token": order["client_token"], "login_code": await gw.login_code("mallory"),
+        "openid": "oSomeoneElsesOpenid"})
+    _assert_error(r, 400, param="openid")
+    assert await gw.row_counts() == before and gw.world.latipay.orders == {}
+    await gw.pay(order, user="alice")
+    (sent,) = gw.world.latipay.orders.values()
+    assert sent.params["open_id"] == gw.world.login.openid_for(cred.MINI_APP_ID, "alice")
