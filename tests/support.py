@@ -10,9 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from minigate.app import Runtime, create_app
 from minigate.config import Settings, load_settings
+from minigate.store.models import Event, IdempotencyRecord, Notification, Order, Payment, Refund
+
+#: Every table a request could write to, for "bad input changes nothing" checks.
+TABLES = {"orders": Order, "payments": Payment, "refunds": Refund, "events": Event,
+          "notifications": Notification, "idempotency_keys": IdempotencyRecord}
 
 API_KEY = "sk_test_" + "harness" * 3
 PUBLIC_URL = "http://minigate.test"
@@ -83,6 +89,15 @@ class Harness:
         r = await self.api.get(f"/v1/orders/{order_id}", headers=self.merchant())
         assert r.status_code == 200, r.text
         return r.json()
+
+    async def row_counts(self) -> dict[str, int]:
+        """Rows in every table, read straight from the database (not through the API)."""
+        counts: dict[str, int] = {}
+        async with self.ctx.sessions() as session:
+            for name, model in TABLES.items():
+                counts[name] = int((await session.execute(
+                    select(func.count()).select_from(model))).scalar_one())
+        return counts
 
     async def wait_status(self, order_id: str, status: str, timeout: float = 5.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout):

@@ -6,16 +6,27 @@ from typing import Any
 
 import pytest
 
+from minigate.sandbox import credentials as cred
 from tests.support import Harness
 
 GOOD = {"merchant_reference": "M-1", "amount": "12.30", "currency": "NZD",
         "description": "Tea", "channel": "wechat"}
 
 
+NOTHING = {"orders": 0, "payments": 0, "refunds": 0, "events": 0, "notifications": 0,
+           "idempotency_keys": 0}
+
+
 async def _count_orders(gw: Harness) -> int:
     r = await gw.api.get("/v1/orders", params={"limit": 100}, headers=gw.merchant())
     assert r.status_code == 200
     return len(r.json()["data"])
+
+
+async def _assert_nothing_written(gw: Harness) -> None:
+    """Read from the database itself: no order, payment, event or key was stored."""
+    assert await gw.row_counts() == NOTHING
+    assert await _count_orders(gw) == 0
 
 
 def _assert_error(r: Any, status: int, code: str | None = None, param: str | None = None) -> None:
@@ -44,7 +55,7 @@ def _assert_error(r: Any, status: int, code: str | None = None, param: str | Non
 async def test_create_order_rejects(gateway: Harness, change: dict[str, Any], param: str) -> None:
     r = await gateway.api.post("/v1/orders", json={**GOOD, **change}, headers=gateway.merchant())
     _assert_error(r, 400, param=param)
-    assert await _count_orders(gateway) == 0
+    await _assert_nothing_written(gateway)
 
 
 @pytest.mark.parametrize("missing", ["merchant_reference", "amount", "currency", "description",
@@ -53,7 +64,7 @@ async def test_missing_fields(sqlite_gateway: Harness, missing: str) -> None:
     body = {k: v for k, v in GOOD.items() if k != missing}
     r = await sqlite_gateway.api.post("/v1/orders", json=body, headers=sqlite_gateway.merchant())
     _assert_error(r, 400, "missing_field", missing)
-    assert await _count_orders(sqlite_gateway) == 0
+    await _assert_nothing_written(sqlite_gateway)
 
 
 async def test_unknown_field_and_non_json(sqlite_gateway: Harness) -> None:
@@ -62,22 +73,24 @@ async def test_unknown_field_and_non_json(sqlite_gateway: Harness) -> None:
     _assert_error(r, 400, param="openid")
     r = await gw.api.post("/v1/orders", content=b"{not json", headers=gw.merchant())
     _assert_error(r, 400)
-    assert await _count_orders(gw) == 0
+    await _assert_nothing_written(gw)
 
 
 @pytest.mark.parametrize("auth", [None, "Bearer wrong", "Basic abc", "Bearer "])
 async def test_merchant_api_needs_the_key(gateway: Harness, auth: str | None) -> None:
     headers = {"Authorization": auth} if auth else {}
-    r = await gateway.api.post("/v1/orders", json=GOOD, headers=headers)
+    r = await gateway.api.post("/v1/orders", json=GOOD,
+                               headers={**headers, "Idempotency-Key": "wrong-key-1"})
     _assert_error(r, 401, "unauthorized")
     r = await gateway.api.get("/v1/orders", headers=headers)
     _assert_error(r, 401)
-    assert await _count_orders(gateway) == 0
+    await _assert_nothing_written(gateway)
 
 
 async def test_client_token_is_checked(gateway: Harness) -> None:
     order = await gateway.create_order()
     code = await gateway.login_code()
+    before = await gateway.row_counts()
     r = await gateway.api.post(f"/v1/client/orders/{order['id']}/pay",
                                json={"client_token": "ct_wrong", "login_code": code})
     _assert_error(r, 401, "invalid_client_token")
@@ -87,8 +100,10 @@ async def test_client_token_is_checked(gateway: Harness) -> None:
     # Same answer for an order that does not exist: nothing to probe.
     r = await gateway.api.get("/v1/client/orders/ord_nope", params={"client_token": "x"})
     _assert_error(r, 401)
+    assert await gateway.row_counts() == before
     after = await gateway.get_order(order["id"])
     assert after["status"] == "created" and after["payments"] == []
+    assert gateway.world.latipay.orders == {}  # nothing reached the provider either
 
 
 async def test_login_code_is_single_use(sqlite_gateway: Harness) -> None:
@@ -180,3 +195,17 @@ async def test_database_unavailable_is_a_retryable_503(sqlite_gateway: Harness,
     _assert_error(r, 503, "database_unavailable")
     assert r.headers["retry-after"] == "1"
     assert "server closed" not in r.text  # driver details stay in the log
+
+
+async def test_the_client_never_chooses_the_openid(sqlite_gateway: Harness) -> None:
+    gw = sqlite_gateway
+    order = await gw.create_order()
+    before = await gw.row_counts()
+    r = await gw.api.post(f"/v1/client/orders/{order['id']}/pay", json={
+        "client_token": order["client_token"], "login_code": await gw.login_code("mallory"),
+        "openid": "oSomeoneElsesOpenid"})
+    _assert_error(r, 400, param="openid")
+    assert await gw.row_counts() == before and gw.world.latipay.orders == {}
+    await gw.pay(order, user="alice")
+    (sent,) = gw.world.latipay.orders.values()
+    assert sent.params["open_id"] == gw.world.login.openid_for(cred.MINI_APP_ID, "alice")

@@ -33,11 +33,19 @@ async def _notify(gw: Harness, body: bytes) -> Any:
 
 async def test_forged_notification_changes_nothing(gateway: Harness) -> None:
     order, reference = await _pending_order(gateway)
+    before = await gateway.row_counts()
     r = await _notify(gateway, _form(reference, "12.30", key="not-the-key"))
     assert r.status_code == 400 and r.text != "sent"
     after = await gateway.get_order(order["id"])
     assert after["status"] == "pending" and not after["paid"]
+    assert after["payments"][0]["status"] == "pending"
     assert "order.paid" not in [e["type"] for e in after["timeline"]]
+    counts = await gateway.row_counts()
+    assert counts["notifications"] == before["notifications"]  # not even recorded
+    # At most an internal "unverified" note that brings the next query forward.
+    assert counts["events"] - before["events"] <= 1
+    assert {e["type"] for e in after["timeline"]} - {"order.created", "order.pending"} <= {
+        "security.notification_unverified"}
 
 
 async def test_duplicate_notification_acked_and_changes_nothing(gateway: Harness) -> None:
@@ -50,6 +58,11 @@ async def test_duplicate_notification_acked_and_changes_nothing(gateway: Harness
     after = await gateway.get_order(order["id"])
     assert after["status"] == "paid"
     assert [e["type"] for e in after["timeline"]].count("order.paid") == 1
+    counts = await gateway.row_counts()
+    third = await _notify(gateway, body)
+    assert (third.status_code, third.text) == (200, "sent")
+    assert await gateway.row_counts() == counts  # the duplicate wrote nothing at all
+    assert await gateway.get_order(order["id"]) == after
 
 
 async def test_signed_notification_with_wrong_amount_does_not_pay(gateway: Harness) -> None:

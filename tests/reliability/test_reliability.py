@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import func, select
@@ -253,3 +254,110 @@ async def test_a_failed_refund_query_never_fails_the_refund(rig: Rig) -> None:
     again = await rig.gw.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "7.00"},
                                   headers=rig.gw.merchant())
     assert again.status_code == 422  # the unknown 4.00 is still reserved
+
+
+async def _paid_qfpay(rig: Rig, amount: str) -> dict[str, Any]:
+    order = await rig.gw.create_order(provider="qfpay", currency="HKD", amount=amount)
+    await rig.gw.shopper_pays(await rig.gw.pay(order))
+    await rig.gw.wait_status(order["id"], "paid")
+    return order
+
+
+async def test_qfpay_refund_reply_lost_retry_reuses_its_out_trade_no(rig: Rig) -> None:
+    order = await _paid_qfpay(rig, "40.00")
+    # No refund notification either: only a query by the refund's number can settle it.
+    await rig.gw.api.post("/sandbox/control/notifications", json={"blackhole": True})
+    rig.faults.lose_reply["/sandbox/qfpay/trade/v1/refund"] = 1
+    r = await rig.gw.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "15.00"},
+                              headers=rig.gw.merchant())
+    assert r.status_code == 201 and r.json()["status"] == "unknown", r.text
+    refunds = [t for t in rig.gw.world.qfpay.txns.values() if t.kind == "refund"]
+    assert len(refunds) == 1  # it did arrive at QFPay; only the answer was lost
+    number = refunds[0].out_trade_no
+    await rig.run_jobs(3600)  # the reconciler asks QFPay about that refund number
+    refund = (await rig.gw.api.get(f"/v1/refunds/{r.json()['id']}",
+                                   headers=rig.gw.merchant())).json()
+    assert refund["status"] == "succeeded"
+    refunds = [t for t in rig.gw.world.qfpay.txns.values() if t.kind == "refund"]
+    assert [t.out_trade_no for t in refunds] == [number]  # never a second refund
+    payment = next(t for t in rig.gw.world.qfpay.txns.values() if t.kind == "payment")
+    assert payment.refunded_minor == 1500
+    # A second refund is a new refund: a new out_trade_no.
+    second = await rig.gw.api.post(f"/v1/orders/{order['id']}/refunds",
+                                   json={"amount": "5.00"}, headers=rig.gw.merchant())
+    assert second.json()["status"] == "succeeded"
+    numbers = {t.out_trade_no for t in rig.gw.world.qfpay.txns.values() if t.kind == "refund"}
+    assert len(numbers) == 2 and number in numbers
+    detail = await rig.gw.get_order(order["id"])
+    assert detail["amount_refunded"] == "20.00"
+    assert [e["type"] for e in detail["timeline"]].count("refund.succeeded") == 2
+
+
+async def test_qfpay_refund_that_never_arrived_is_sent_again_with_the_same_number(
+    rig: Rig,
+) -> None:
+    order = await _paid_qfpay(rig, "40.00")
+    client = rig.gw.ctx.providers["qfpay"]
+    original = client.refund
+    sent: list[str] = []
+
+    async def timed_out_before_sending(request: Any) -> Any:
+        from minigate.errors import ProviderTimeout
+        sent.append(request.provider_refund_no)
+        raise ProviderTimeout("connect timeout", provider="qfpay")
+
+    client.refund = timed_out_before_sending
+    try:
+        r = await rig.gw.api.post(f"/v1/orders/{order['id']}/refunds",
+                                  json={"amount": "15.00"}, headers=rig.gw.merchant())
+    finally:
+        del client.refund
+    assert r.json()["status"] == "unknown" and original is not None  # restored by del
+    await rig.run_jobs(3600)  # query by number: not found, so the refund is sent again
+    refunds = [t for t in rig.gw.world.qfpay.txns.values() if t.kind == "refund"]
+    assert [t.out_trade_no for t in refunds] == sent
+    refund = (await rig.gw.api.get(f"/v1/refunds/{r.json()['id']}",
+                                   headers=rig.gw.merchant())).json()
+    assert refund["status"] == "succeeded"
+
+
+async def test_a_stale_refund_answer_never_reopens_a_settled_refund(rig: Rig) -> None:
+    """The refund call's (lost) answer is applied from a row read before the provider's
+    notification settled the refund: it must not move it back to unknown, or the next
+    query would book the same refund twice."""
+    from minigate.providers.base import ProviderRefundStatus, RefundState
+    from minigate.service.refunds import settle_refund
+    from minigate.store.models import Refund
+
+    order = await _paid_qfpay(rig, "40.00")
+    ctx = rig.gw.ctx
+    client = ctx.providers["qfpay"]
+
+    async def lost(_: object) -> None:
+        from minigate.errors import ProviderTimeout
+        raise ProviderTimeout("no answer", provider="qfpay")
+
+    client.refund = lost
+    try:
+        r = await rig.gw.api.post(f"/v1/orders/{order['id']}/refunds",
+                                  json={"amount": "15.00"}, headers=rig.gw.merchant())
+    finally:
+        del client.refund
+    refund_id = r.json()["id"]
+    assert r.json()["status"] == "unknown"
+    async with ctx.sessions() as stale_session, stale_session.begin():
+        stale = await stale_session.get(Refund, refund_id)
+        assert stale is not None and stale.status == "unknown"
+        async with ctx.sessions() as other, other.begin():  # the notification wins the race
+            row = await other.get(Refund, refund_id)
+            assert row is not None
+            done = RefundState(row.provider_refund_no, ProviderRefundStatus.SUCCEEDED)
+            assert await settle_refund(ctx, other, row, done, source="notification") == (
+                "succeeded")
+        pending = RefundState(stale.provider_refund_no, ProviderRefundStatus.PENDING)
+        assert await settle_refund(ctx, stale_session, stale, pending, source="query") == "noop"
+    await rig.run_jobs(3600)  # queries anything still open
+    detail = await rig.gw.get_order(order["id"])
+    assert detail["refunds"][0]["status"] == "succeeded"
+    assert detail["amount_refunded"] == "15.00" and detail["status"] == "partially_refunded"
+    assert [e["type"] for e in detail["timeline"]].count("refund.succeeded") == 1

@@ -109,3 +109,25 @@ async def test_notification_bytes_are_python_json_dumps(sqlite_gateway: Harness)
     assert seen[0].headers["x-qf-sign"] == signing.notification_signature(
         body, cred.QFPAY_CLIENT_KEY)
     assert NOTIFY_SCHEDULE == (120.0, 600.0, 600.0, 3600.0, 7200.0, 21600.0, 54000.0)
+
+
+async def test_notifications_follow_qfpays_timetable(sqlite_gateway: Harness) -> None:
+    h = sqlite_gateway
+    schedules: list[list[float]] = []
+    original = h.world.notifier.send
+
+    def recording_send(*args: Any, **kwargs: Any) -> Any:
+        schedules.append(list(args[4]))
+        return original(*args, **kwargs)
+
+    h.world.notifier.send = recording_send
+    h.network.routes["merchant.test"] = httpx.MockTransport(
+        lambda request: httpx.Response(200, text="SUCCESS"))
+    await h.api.post("/sandbox/qfpay/control", json={"notify_url": "http://merchant.test/n"})
+    created = await _post(h, "/payment", await _payment_form(h))
+    await h.api.post("/sandbox/wallet/requestPayment", json=created["pay_params"])
+    await _post(h, "/refund", {"syssn": created["syssn"], "out_trade_no": "RF-9",
+                               "txamt": "100", "txdtm": "2026-03-01 12:01:00"})
+    # 2m, 10m, 10m, 60m, 2h, 6h, 15h: for the payment and for the refund.
+    minutes = [2, 10, 10, 60, 120, 360, 900]
+    assert schedules == [[m * 60.0 for m in minutes]] * 2

@@ -6,7 +6,9 @@ parameter (amount format, version, reused ``merchant_reference`` with other para
 301 wallet mismatch, 201 order does not exist, 550 refund above what is left, 562 refund
 already done. A ``merchant_reference`` sent again with identical parameters gets the same
 answer (minigate retries with the same number after a timeout). After the shopper pays,
-the signed form notification goes to ``notify_url`` about every 30 s until answered ``sent``.
+the signed form notification goes to ``notify_url`` about every 30 s, without limit, until
+answered ``sent``; ``POST /sandbox/latipay/control {"retry_every_seconds": …}`` changes the
+interval (still multiplied by the sandbox ``time_scale``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from minigate.domain.money import format_minor, parse_minor
 from minigate.providers.latipay import signing
@@ -63,6 +66,12 @@ class LatipayOrder:
     prepay_id: str = ""
 
 
+class LatipayControl(BaseModel):
+    """Control: the interval between notification re-sends (Latipay: about 30 s)."""
+
+    retry_every_seconds: float = Field(gt=0)
+
+
 def _error(code: int, message: str) -> JSONResponse:
     return JSONResponse({"code": code, "message": message})
 
@@ -73,6 +82,7 @@ class LatipaySim:
         self.merchants = {m.user_id: m for m in merchants}
         self.orders: dict[tuple[str, str], LatipayOrder] = {}
         self.by_order_id: dict[str, LatipayOrder] = {}
+        self.retry_every = RETRY_EVERY
 
     # -- request checks ---------------------------------------------------------------
     async def _signed_body(self, request: Request, required: tuple[str, ...]
@@ -121,8 +131,8 @@ class LatipaySim:
     # -- create -------------------------------------------------------------------------
     async def miniapppay(self, request: Request) -> Response:
         checked = await self._signed_body(request, (
-            "user_id", "wallet_id", "amount", "notify_url", "merchant_reference", "app_id",
-            "open_id", "signature"))
+            "user_id", "wallet_id", "amount", "notify_url", "merchant_reference",
+            "product_name", "app_id", "open_id", "signature"))
         if isinstance(checked, JSONResponse):
             return checked
         merchant, body = checked
@@ -157,7 +167,7 @@ class LatipaySim:
     async def minialipay(self, request: Request) -> Response:
         checked = await self._signed_body(request, (
             "user_id", "wallet_id", "amount", "callback_url", "merchant_reference", "ip",
-            "version", "signature"))
+            "version", "product_name", "signature"))
         if isinstance(checked, JSONResponse):
             return checked
         merchant, body = checked
@@ -216,7 +226,7 @@ class LatipaySim:
         self.world.notifier.send(
             f"latipay:{order.merchant_reference}", order.notify_url, body,
             {"Content-Type": "application/x-www-form-urlencoded"},
-            itertools.repeat(RETRY_EVERY, 2880),  # a day of re-sends at ~30 s
+            itertools.repeat(self.retry_every),  # "no times limitation" until "sent"
             lambda r: r.status_code == 200 and r.text.strip() == "sent",
         )
 
@@ -281,6 +291,11 @@ class LatipaySim:
                 self.world.alipay.close(order.order_id)
         return JSONResponse({"code": 0, "message": "SUCCESS"})
 
+    async def control(self, body: LatipayControl) -> dict[str, float]:
+        """Sandbox control: the re-send interval of notifications sent from now on."""
+        self.retry_every = body.retry_every_seconds
+        return {"retry_every_seconds": self.retry_every}
+
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/latipay", tags=["sandbox: latipay"])
         router.add_api_route("/v2/miniapppay", self.miniapppay, methods=["POST"])
@@ -289,6 +304,7 @@ class LatipaySim:
                              methods=["GET"])
         router.add_api_route("/refund", self.refund, methods=["POST"])
         router.add_api_route("/cancel", self.cancel, methods=["POST"])
+        router.add_api_route("/control", self.control, methods=["POST"])
         return router
 
 

@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from minigate.domain.events import EventType
 from minigate.domain.ids import new_id, provider_number
 from minigate.domain.money import Money, parse_minor
-from minigate.domain.states import OrderStatus, RefundStatus, status_after_refunds
+from minigate.domain.states import (
+    OrderStatus,
+    RefundStatus,
+    check_refund_transition,
+    status_after_refunds,
+)
 from minigate.errors import Conflict, NotFound, ProviderError, ProviderTimeout, Unprocessable
 from minigate.providers.base import ProviderRefundStatus, RefundRequest, RefundState
 from minigate.service.context import ServiceContext
@@ -166,13 +171,36 @@ async def settle_refund(
         repo.add_event(session, EventType.REFUND_FAILED, now, order_id=refund.order_id,
                        data={"refund": refund_view(refund)}, webhooks=ctx.webhooks_enabled)
         return "failed"
-    if state.status is R.UNKNOWN and refund.status == RefundStatus.PENDING.value:
-        refund.status, refund.updated_at = RefundStatus.UNKNOWN.value, now
+    if state.status is R.UNKNOWN and await _reopen_refund(
+            session, refund, RefundStatus.PENDING, RefundStatus.UNKNOWN, now):
         return "unknown"
-    if state.status is R.PENDING and refund.status == RefundStatus.UNKNOWN.value:
-        refund.status, refund.updated_at = RefundStatus.PENDING.value, now
+    if state.status is R.PENDING and await _reopen_refund(
+            session, refund, RefundStatus.UNKNOWN, RefundStatus.PENDING, now):
         return "pending"
     return "noop"
+
+
+async def _reopen_refund(
+    session: AsyncSession, refund: Refund, current: RefundStatus, target: RefundStatus,
+    now: datetime,
+) -> bool:
+    """Move an open refund between pending and unknown, only if it is still ``current``.
+
+    Conditional, like :func:`_close_refund`: a notification may have settled the refund
+    since ``refund`` was read, and writing the stale row back would reopen a succeeded
+    refund, which the next query would then book a second time.
+    """
+    if refund.status != current.value:
+        return False
+    check_refund_transition(current, target)
+    result = await session.execute(
+        update(Refund)
+        .where(Refund.id == refund.id, Refund.status == current.value)
+        .values(status=target.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(refund)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _close_refund(

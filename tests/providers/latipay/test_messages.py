@@ -92,6 +92,25 @@ def test_query_amount_is_a_json_number_and_verified() -> None:
     assert state.amount == Money(12030, "NZD")
 
 
+@pytest.mark.parametrize("literal", ["120.3", "120.300", "1.203e2"])
+def test_query_amount_in_other_number_forms_is_exact(literal: str) -> None:
+    state = messages.parse_query(ACCOUNT, REF, HttpResponse(200, {}, _query_body(literal)))
+    assert state.status is ProviderPaymentStatus.PAID
+    assert state.amount == Money(12030, "NZD")
+
+
+def test_query_amount_as_a_json_integer() -> None:
+    """A serialiser that drops a zero fraction sends ``120``: still exactly 120.00."""
+    sig = signing.result_signature("111222333", "MG120", "wechat", "paid", "NZD", "120.00")
+    body = (f'{{"code":0,"merchant_reference":"MG120","currency":"NZD","amount":120,'
+            f'"payment_method":"wechat","status":"paid","order_id":2017,'
+            f'"signature":"{sig}"}}').encode()
+    ref = PaymentRef("MG120", Money(12000, "NZD"), NOW, "2017")
+    state = messages.parse_query(ACCOUNT, ref, HttpResponse(200, {}, body))
+    assert state.amount == Money(12000, "NZD") and state.status is ProviderPaymentStatus.PAID
+    assert state.provider_txn_id == "2017"
+
+
 def test_query_with_bad_signature_is_refused() -> None:
     body = _query_body("120.30", sign_amount="1.00")
     with pytest.raises(ProviderError):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from minigate.providers.latipay import signing
+from datetime import UTC, datetime
+
+from minigate.domain.money import Money
+from minigate.providers.base import PaymentRef
+from minigate.providers.latipay import messages, signing
 
 KEY = "111222333"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 L1_PARAMS = {
     "user_id": "U000334333", "wallet_id": "W00000001", "amount": "120.00",
@@ -67,3 +72,27 @@ def test_result_signature_is_plain_concatenation() -> None:
                                     "120.00") == expected
     assert signing.signatures_match(expected, expected)
     assert not signing.signatures_match(expected, expected[:-1] + "0")
+
+
+def test_l5_query_request_message() -> None:
+    """providers.md §1.10 L5: the query signs merchant_reference and user_id."""
+    account = messages.LatipayAccount("U000000013", "W1", KEY, "https://lp.test")
+    request = messages.build_query(account, PaymentRef("6000324", Money(100, "NZD"), NOW))
+    params = {"merchant_reference": "6000324", "user_id": "U000000013"}
+    assert signing.request_message(params, KEY) == "merchant_reference=6000324&user_id=U000000013111222333"
+    assert request.url.endswith(
+        "/v2/transaction/6000324?user_id=U000000013&signature=" + signing.sign_request(params, KEY))
+
+
+def test_l6_refund_message() -> None:
+    params = {"user_id": "U000334333", "order_id": "23479798sdf7987234",
+              "refund_amount": "120.00", "reference": "notes about this refund"}
+    assert signing.request_message(params, KEY) == (
+        "order_id=23479798sdf7987234&reference=notes about this refund&refund_amount=120.00"
+        "&user_id=U000334333111222333")
+
+
+def test_l7_cancel_message_is_sorted_unlike_the_doc_example() -> None:
+    params = {"user_id": "U000000013", "merchant_reference": "9872428736782682"}
+    assert signing.request_message(params, KEY) == (
+        "merchant_reference=9872428736782682&user_id=U000000013111222333")

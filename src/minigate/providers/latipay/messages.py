@@ -90,8 +90,10 @@ def build_create(account: LatipayAccount, req: PaymentRequest) -> HttpRequest:
 
 
 def _json_object(response: HttpResponse, what: str) -> dict[str, Any]:
+    # Numbers become Decimals: the query's ``amount`` is a JSON number, and it may come as
+    # ``120.00``, ``120.0`` or ``120`` (a serialiser that drops a zero fraction).
     try:
-        data = json.loads(response.body, parse_float=Decimal)
+        data = json.loads(response.body, parse_float=Decimal, parse_int=Decimal)
     except ValueError as exc:
         raise ProviderError(f"Latipay {what}: answer is not JSON (HTTP {response.status})",
                             provider=PROVIDER, retryable=response.status >= 500) from exc
