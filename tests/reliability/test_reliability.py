@@ -327,6 +327,7 @@ async def test_a_stale_refund_answer_never_reopens_a_settled_refund(rig: Rig) ->
     query would book the same refund twice."""
     from minigate.providers.base import ProviderRefundStatus, RefundState
     from minigate.service.refunds import settle_refund
+    from minigate.store.db import make_engine, session_factory
     from minigate.store.models import Refund
 
     order = await _paid_qfpay(rig, "40.00")
@@ -345,10 +346,14 @@ async def test_a_stale_refund_answer_never_reopens_a_settled_refund(rig: Rig) ->
         del client.refund
     refund_id = r.json()["id"]
     assert r.json()["status"] == "unknown"
+    # The notification is handled by another process (on SQLite one process has a single
+    # connection, so two transactions can only overlap across processes).
+    other_engine = make_engine(ctx.settings.database_url)
+    other_process = session_factory(other_engine)
     async with ctx.sessions() as stale_session, stale_session.begin():
         stale = await stale_session.get(Refund, refund_id)
         assert stale is not None and stale.status == "unknown"
-        async with ctx.sessions() as other, other.begin():  # the notification wins the race
+        async with other_process() as other, other.begin():  # the notification wins the race
             row = await other.get(Refund, refund_id)
             assert row is not None
             done = RefundState(row.provider_refund_no, ProviderRefundStatus.SUCCEEDED)
@@ -356,6 +361,7 @@ async def test_a_stale_refund_answer_never_reopens_a_settled_refund(rig: Rig) ->
                 "succeeded")
         pending = RefundState(stale.provider_refund_no, ProviderRefundStatus.PENDING)
         assert await settle_refund(ctx, stale_session, stale, pending, source="query") == "noop"
+    await other_engine.dispose()
     await rig.run_jobs(3600)  # queries anything still open
     detail = await rig.gw.get_order(order["id"])
     assert detail["refunds"][0]["status"] == "succeeded"

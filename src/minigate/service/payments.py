@@ -164,12 +164,20 @@ async def _ensure_payment(
     return payment
 
 
+async def _locked(session: AsyncSession, payment: Payment) -> tuple[Payment, Order]:
+    """The payment as it is now, with its order's row lock held to the end of the
+    transaction. Every transaction that changes a payment takes it first (notifications
+    included), so none of them writes back a status another one has already moved on."""
+    found = await repo.payment_with_order(session, payment.provider, payment.provider_order_no,
+                                          lock=True)
+    assert found is not None, "payments are never deleted"
+    return found
+
+
 async def _mark_unknown(ctx: ServiceContext, order: Order, payment: Payment) -> None:
     now = ctx.clock.now()
     async with ctx.sessions() as session, session.begin():
-        fresh = await session.get(Payment, payment.id)
-        order_row = await repo.get_order(session, order.id)
-        assert fresh is not None and order_row is not None
+        fresh, order_row = await _locked(session, payment)
         if fresh.status in ("created", "pending"):
             fresh.status, fresh.updated_at = "unknown", now
             fresh.next_check_at = now + timedelta(seconds=5)
@@ -193,10 +201,7 @@ async def _record_prepay(
     if not params:
         raise ProviderError("provider returned no client parameters", provider=order.provider)
     async with ctx.sessions() as session, session.begin():
-        found = await repo.payment_with_order(session, payment.provider,
-                                              payment.provider_order_no)
-        assert found is not None
-        fresh, order_row = found
+        fresh, order_row = await _locked(session, payment)
         if fresh.status in ("created", "unknown", "pending"):
             fresh.status = "pending"
         fresh.client_params = params
@@ -331,9 +336,7 @@ async def check_payment(ctx: ServiceContext, payment_id: str, *, source: str = "
     client = ctx.provider(payment.provider)
     state = await client.query_payment(payment_ref(order, payment))
     async with ctx.sessions() as session, session.begin():
-        payment_row = await session.get(Payment, payment_id)
-        order_row = await repo.get_order(session, payment.order_id)
-        assert payment_row is not None and order_row is not None
+        payment_row, order_row = await _locked(session, payment)
         outcome = await settle_payment(ctx, session, order_row, payment_row, state, source=source)
         if payment_row.status in ("pending", "unknown", "created"):
             payment_row.checks += 1
