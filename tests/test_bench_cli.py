@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from bench.cli import parse_args
-from bench.providers import PROVIDERS
 
 
 def test_quick_defaults() -> None:
@@ -26,10 +25,3 @@ def test_full_run_and_suites() -> None:
 def test_unknown_suite_is_refused() -> None:
     with pytest.raises(SystemExit):
         parse_args(["run", "--suite", "core,nope"])
-
-
-def test_every_provider_builds_a_signed_notification_it_verifies() -> None:
-    for provider in PROVIDERS.values():
-        note = provider.notification(provider.seed_number(7))
-        assert provider.bare_verify(note.headers, note.body) is not None
-        assert provider.bare_verify(note.headers, note.body.replace(b"paid", b"PAID")) is None
