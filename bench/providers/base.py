@@ -33,10 +33,11 @@ class ProviderBench:
     ack: tuple[int, bytes, str]
     #: bare baseline: the provider call of a checkout (sign, POST to the simulator, verify).
     bare_create: BareCreate
-    #: the signatures minigate itself computes or checks per checkout (crypto floor).
-    crypto_checkout: Callable[[], object]
-    #: what the floor covers, in words (printed in the report).
+    #: what the checkout's crypto floor covers, in words (printed in the report).
     floor_checkout: str
+    #: the signatures minigate itself computes or checks per checkout (the crypto floor);
+    #: None when it has none (CBTIS: bearer token).
+    crypto_checkout: Callable[[], object] | None = None
     #: the in-process simulator's own signatures per checkout (sandbox only, same process).
     crypto_checkout_sim: Callable[[], object] | None = None
     #: a correctly signed "paid" notification for a seeded pending order; None when the

@@ -53,14 +53,10 @@ async def bare_create(http: httpx.AsyncClient, sim: str, openid: str,
     return {"number": number, "payment": data["data"]["next_action"]["data"]}
 
 
-def crypto_checkout() -> object:
-    return None  # bearer token: minigate signs and verifies nothing on a CBTIS checkout
-
-
 CBTIS = ProviderBench(
     name="cbtis", channel="wechat", currency=cred.CBTIS_CURRENCY, amount=AMOUNT,
     amount_minor=MINOR, seed_number=seed_number, ack=A.ACK_OK + ("text/plain",),
-    bare_create=bare_create, crypto_checkout=crypto_checkout,
+    bare_create=bare_create,  # no crypto_checkout: minigate signs and verifies nothing
     floor_checkout="none (bearer token; no request or response signature)",
     crypto_checkout_sim=psp_pay_sign,
     no_notification="a CBTIS webhook is only a hint (trusted=False): minigate schedules a "
