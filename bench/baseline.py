@@ -1,13 +1,17 @@
 """The bare baseline: the smallest honest handler doing the same provider work.
 
 Same process layout as minigate in sandbox mode (the simulators are mounted in-process and
-called over HTTP on loopback), same Latipay signing, but none of minigate's guarantees: no
-idempotency keys, no state machine, no outbox/timeline, no amount check, no row locks, no
-ORM, no pydantic, no access log. Per operation:
+called over HTTP on loopback), the same provider work (each provider's signing, answer
+verification, ``paySign``, notification verification and decryption, from its
+:class:`~bench.providers.ProviderBench`), but none of minigate's guarantees: no idempotency
+keys, no state machine, no outbox/timeline, no amount check, no row locks, no ORM, no
+pydantic, no access log. Per operation:
 
 * checkout: ``POST /bare/checkout/{provider}`` {login_code} → ``jscode2session`` over HTTP →
-  signed create call to the simulator over HTTP → one ``INSERT`` → the pay params.
-* notification: ``POST /bare/notify/{provider}`` → verify the HMAC → one ``INSERT`` → ack.
+  the provider's signed create call to the simulator over HTTP (``bare_create``) → one
+  ``INSERT`` → the pay params.
+* notification: ``POST /bare/notify/{provider}`` → the provider's verification
+  (``bare_verify``) → one ``INSERT`` → the provider's own ack.
 
 Run: ``python -m bench.baseline --port 8100 --db sqlite+aiosqlite:///x.db``.
 """
@@ -27,6 +31,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from bench import wxkeys
 from bench.providers import PROVIDERS
 from minigate.sandbox import credentials as cred
 from minigate.sandbox.world import SandboxWorld
@@ -80,7 +85,7 @@ class Store:
 
 def create_baseline_app(db_url: str, base: str) -> FastAPI:
     http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=100))
-    world = SandboxWorld(http)
+    world = SandboxWorld(http, wechat_keys=wxkeys.keys())  # the run's shared WeChat keys
     store = Store(db_url)
     sim = f"{base}/sandbox"
 
@@ -109,12 +114,15 @@ def create_baseline_app(db_url: str, base: str) -> FastAPI:
 
     async def notify(request: Request) -> Response:
         provider = PROVIDERS[request.path_params["provider"]]
+        if provider.bare_verify is None:
+            return Response(b"not applicable", 404, media_type="text/plain")
         body = await request.body()
         key = provider.bare_verify(request.headers, body)
         if key is None:
             return Response(b"rejected", 400, media_type="text/plain")
         await store.insert("bare_notification", (key, body.decode(), time.time()))
-        return Response(b"sent", media_type="text/plain")
+        status, ack, content_type = provider.ack
+        return Response(ack, status, media_type=content_type)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -8,6 +8,12 @@ Suites:
 * ``workers``: PostgreSQL, minigate on 1 vs 2 API processes (two ports, load split).
 * ``rows``: PostgreSQL, per-order cost with 10 k vs ``--rows`` (default 1 M) orders already
   in the database (bulk ``INSERT … SELECT generate_series``).
+* ``soak`` (not in the default set): per database, one minigate process driven at a fixed
+  moderate rate (checkout and notification together) for ``--soak-duration`` (600 s) while
+  its RSS is sampled, to judge "RSS < 250 MB and flat".
+
+``--provider`` takes a list (``latipay,wechatpay``) or ``all``: ``core`` and ``soak`` run for
+each; ``workers`` and ``rows`` use the first one.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import report, soak, wxkeys
 from bench.load import Spec, worker_main
-from bench.providers import PROVIDERS
+from bench.providers import PROVIDERS, ProviderBench, parse_providers
 from bench.servers import Database, Monitor, Server, workdir
 
-SUITES = ("core", "workers", "rows")
+SUITES = ("core", "workers", "rows", "soak")
+DEFAULT_SUITES = "core,workers,rows"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,9 +51,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     run.add_argument("--duration", type=float, default=None,
                      help="seconds per measured phase (default 15, 5 with --quick)")
-    run.add_argument("--suite", default="core,workers,rows",
-                     help=f"comma-separated subset of {','.join(SUITES)}")
-    run.add_argument("--provider", choices=sorted(PROVIDERS), default="latipay")
+    run.add_argument("--suite", default=DEFAULT_SUITES,
+                     help=f"comma-separated subset of {','.join(SUITES)} "
+                          f"(default {DEFAULT_SUITES})")
+    run.add_argument("--provider", default="latipay",
+                     help=f"comma-separated list of {','.join(PROVIDERS)}, or all")
+    run.add_argument("--soak-duration", type=float, default=None,
+                     help="seconds of the soak (default 600, 60 with --quick; --duration "
+                          "when soak is the only suite)")
+    run.add_argument("--soak-rate", type=float, default=20.0,
+                     help="soak: checkouts/s and notifications/s, each (default 20)")
     run.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
     run.add_argument("--rows", type=int, default=1_000_000,
                      help="orders already in the database for the large case of 'rows'")
@@ -61,8 +75,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.suites) - set(SUITES)
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")
+    try:
+        args.providers = parse_providers(args.provider)
+    except ValueError as exc:
+        parser.error(str(exc))
+    explicit_duration = args.duration
     if args.duration is None:
         args.duration = 5.0 if args.quick else 15.0
+    if args.soak_duration is None:
+        args.soak_duration = (explicit_duration if explicit_duration and args.suites == ["soak"]
+                              else 60.0 if args.quick else 600.0)
     args.fractions = [0.5] if args.quick else [0.25, 0.5, 0.75]
     args.dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     return args
@@ -71,33 +93,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.provider = PROVIDERS[args.provider]
+        self.providers = [PROVIDERS[name] for name in args.providers]
+        self.provider = self.providers[0]  # the one the workers and rows suites use
         self.tmp = workdir()
+        # one set of WeChat Pay sandbox keys for every process (deleted at the end)
+        self.keys_path = wxkeys.share(self.tmp)
         self.monitor = Monitor()
         self.phases: list[dict[str, Any]] = []
         self.verification: list[str] = []
         self.notes: list[str] = []
         self.profiles: dict[str, Any] = {}
+        self.soaks: list[dict[str, Any]] = []
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
-    # -- one measured phase --------------------------------------------------------------
-    def phase(self, meta: dict[str, Any], spec: Spec, servers: list[Server],
-              record: bool = True) -> dict[str, Any]:
-        labels = [f"{s.kind}:{s.port}" for s in servers]
-        name = (f"{meta['suite']}/{meta['db']}/{meta['server']}/{spec.op}/"
-                f"{spec.mode}{'' if spec.mode == 'closed' else f'@{spec.rate:.0f}/s'}")
-        if not record:
-            name = "warm-up " + name
-        self.monitor.phase = name
+    # -- load processes ------------------------------------------------------------------
+    @staticmethod
+    def launch(spec: Spec) -> tuple[Any, Any]:
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
         proc = ctx.Process(target=worker_main, args=(spec, q), daemon=True)
         proc.start()
+        return proc, q
+
+    def collect(self, name: str, spec: Spec, proc: Any, q: Any,
+                on_start: Any = None) -> dict[str, Any]:
+        """Wait for one load process's result (``on_start`` runs when it starts timing)."""
         launched = time.perf_counter()
-        cpu0 = t0 = None
-        raw: dict[str, Any] | None = None
         tty = sys.stderr.isatty()
-        while raw is None:
+        while True:
             try:
                 msg = q.get(timeout=1.0)
             except queue.Empty:
@@ -108,41 +131,71 @@ class Bench:
                     proc.kill()
                     raise RuntimeError(f"{name}: load generator stopped answering") from None
                 continue
-            if msg[0] == "started":
-                cpu0, t0 = self.monitor.cpu(labels), time.perf_counter()
+            if msg[0] == "started" and on_start is not None:
+                on_start()
             elif msg[0] == "progress" and tty:
                 sys.stderr.write(f"\r  {name:<58} {msg[1]:>8} ok {msg[2]:>5} err")
                 sys.stderr.flush()
             elif msg[0] == "result":
-                raw = msg[1]
+                proc.join(10)
+                return dict(msg[1])
             elif msg[0] == "failed":
                 raise RuntimeError(f"{name}: load generator failed: {msg[1]}")
-        cpu1 = self.monitor.cpu(labels)
-        proc.join(10)
-        assert cpu0 is not None and t0 is not None
+
+    @staticmethod
+    def phase_name(meta: dict[str, Any], spec: Spec) -> str:
+        return (f"{meta['suite']}/{spec.provider}/{meta['db']}/{meta['server']}/{spec.op}/"
+                f"{spec.mode}{'' if spec.mode == 'closed' else f'@{spec.rate:.0f}/s'}")
+
+    # -- one measured phase --------------------------------------------------------------
+    def phase(self, meta: dict[str, Any], spec: Spec, servers: list[Server],
+              record: bool = True) -> dict[str, Any]:
+        labels = [f"{s.kind}:{s.port}" for s in servers]
+        name = ("" if record else "warm-up ") + self.phase_name(meta, spec)
+        self.monitor.phase = name
+        start: dict[str, float] = {}
+
+        def started() -> None:
+            start.update(cpu=self.monitor.cpu(labels), t=time.perf_counter())
+
+        proc, q = self.launch(spec)
+        raw = self.collect(name, spec, proc, q, started)
+        assert start, f"{name}: the load generator never reported its start"
+        row = self.row(meta, spec, servers, raw, self.monitor.cpu(labels) - start["cpu"])
+        self.print_row(name, row)
+        if record:
+            self.phases.append(row)
+        return row
+
+    def row(self, meta: dict[str, Any], spec: Spec, servers: list[Server], raw: dict[str, Any],
+            cpu: float) -> dict[str, Any]:
+        labels = [f"{s.kind}:{s.port}" for s in servers]
         summary = report.summarise(raw)
-        cpu = cpu1 - cpu0
-        row = meta | {"op": spec.op, "mode": spec.mode, "rate": spec.rate,
-                      "concurrency": spec.concurrency, "processes": len(servers)} | summary
+        row = meta | {"provider": spec.provider, "op": spec.op, "mode": spec.mode,
+                      "rate": spec.rate, "concurrency": spec.concurrency,
+                      "processes": len(servers)} | summary
         row["cpu_ms_per_op"] = round(1000 * cpu / summary["ok"], 3) if summary["ok"] else None
         row["server_cpu_pct"] = round(100 * cpu / raw["elapsed"], 1)
         row["rss_mb"] = round(sum(self.monitor.rss_mb(label) for label in labels), 1)
         row["notified"] = raw["notified"]
         row["pool_used"] = raw["pool_used"]
-        end = "\r" if tty else ""
-        sys.stderr.write(
-            f"{end}  {name:<58} {summary['ok']:>8} ok {summary['errors'] + summary['dropped']:>5} "
-            f"err  {summary['throughput']:>8.1f}/s  p50 {summary['p50_ms']:.1f} "
-            f"p99 {summary['p99_ms']:.1f} ms  cpu {row['cpu_ms_per_op']} ms/op\n")
-        for sample in summary["error_samples"][:2]:
-            sys.stderr.write(f"      error: {sample}\n")
-        if record:
-            self.phases.append(row)
         return row
 
-    def spec(self, op: str, servers: list[Server], **kw: Any) -> Spec:
+    @staticmethod
+    def print_row(name: str, row: dict[str, Any]) -> None:
+        end = "\r" if sys.stderr.isatty() else ""
+        sys.stderr.write(
+            f"{end}  {name:<58} {row['ok']:>8} ok {row['errors'] + row['dropped']:>5} "
+            f"err  {row['throughput']:>8.1f}/s  p50 {row['p50_ms']:.1f} "
+            f"p99 {row['p99_ms']:.1f} ms  cpu {row['cpu_ms_per_op']} ms/op\n")
+        for sample in row["error_samples"][:2]:
+            sys.stderr.write(f"      error: {sample}\n")
+
+    def spec(self, op: str, servers: list[Server], provider: ProviderBench | None = None,
+             **kw: Any) -> Spec:
         return Spec(op=op, target=servers[0].kind, bases=[s.base for s in servers],
-                    api_keys=[s.api_key for s in servers], provider=self.provider.name,
+                    api_keys=[s.api_key for s in servers],
+                    provider=(provider or self.provider).name,
                     concurrency=kw.pop("concurrency", self.args.concurrency),
                     duration=kw.pop("duration", self.args.duration), **kw)
 
@@ -182,70 +235,79 @@ class Bench:
             self.profiles[name] = report.profile_summary(out) | {"file": out.name}
 
     # -- suites ----------------------------------------------------------------------------
-    def core(self, kind: str) -> None:
-        fractions = self.args.fractions
+    def seed(self, db: Database, p: ProviderBench, count: int) -> list[str]:
+        if not p.notifies:
+            return []  # nothing to notify: no pending orders needed
+        return asyncio.run(db.seed_pending(p.name, p.channel, p.currency, p.amount_minor,
+                                           p.seed_number, count))
+
+    def core(self, p: ProviderBench, kind: str) -> None:
+        if not p.notifies:
+            self.notes.append(f"{p.name}: notification not applicable: {p.no_notification}")
         for target in ("minigate", "baseline"):
             db = Database(kind, self.tmp)
             asyncio.run(db.create(minigate_schema=target == "minigate"))
             try:
                 # the baseline needs no seeded orders: any number is accepted once
-                pool = self.pool_size(1 + sum(fractions)) if target == "minigate" else 10**8
-                ids: list[str] = []
-                if target == "minigate":
-                    p = self.provider
-                    ids = asyncio.run(db.seed_pending(p.name, p.channel, p.currency,
-                                                      p.amount_minor, p.seed_number, pool))
+                pool = self.pool_size(1 + sum(self.args.fractions)) \
+                    if target == "minigate" else 10**8
+                ids = self.seed(db, p, pool) if target == "minigate" else []
                 servers = self.start(target, db)
                 meta = {"suite": "core", "db": kind, "server": target}
                 try:
-                    used = self._core_phases(meta, servers, pool, fractions)
+                    used = self._notification_phases(meta, servers, p, pool) \
+                        if p.notifies else []
+                    self._checkout_phases(meta, servers, p)
                 finally:
                     self.stop(servers)
-                if target == "minigate":
-                    self._verify(db, ids, used, kind)
+                if used and target == "minigate":
+                    self._verify(db, ids, used, f"{p.name} {kind}")
             finally:
                 asyncio.run(db.drop())
 
-    def _core_phases(self, meta: dict[str, Any], servers: list[Server], pool: int,
-                     fractions: list[float]) -> list[int]:
+    def _notification_phases(self, meta: dict[str, Any], servers: list[Server],
+                             p: ProviderBench, pool: int) -> list[int]:
         # Notifications first: the seeded orders are never due for reconciliation, while
         # orders paid by checkout are queried by the reconciler 20 s later (as in production).
-        warm = self.phase(meta, self.spec("notification", servers, duration=1.0, concurrency=8,
-                                          pool_size=pool), servers, record=False)
+        warm = self.phase(meta, self.spec("notification", servers, p, duration=1.0,
+                                          concurrency=8, pool_size=pool), servers, record=False)
         cursor, notified = warm["pool_used"], []
-        spy = self.profile(servers, f"{meta['db']}-notification") \
-            if meta["server"] == "minigate" else None
-        row = self.phase(meta, self.spec("notification", servers, pool_start=cursor,
+        label = f"{p.name}-{meta['db']}-notification"
+        spy = self.profile(servers, label) if meta["server"] == "minigate" else None
+        row = self.phase(meta, self.spec("notification", servers, p, pool_start=cursor,
                                          pool_size=pool - cursor), servers)
-        self.finish_profile(spy, f"{meta['db']}-notification")
+        self.finish_profile(spy, label)
         cursor += row["pool_used"]
         notified += row["notified"]
         sat_n = row["throughput"]
-        for f in fractions:
+        for f in self.args.fractions:
             row = self.phase(meta | {"fraction": f},
-                             self.spec("notification", servers, mode="open",
+                             self.spec("notification", servers, p, mode="open",
                                        rate=max(1.0, f * sat_n), pool_start=cursor,
                                        pool_size=pool - cursor), servers)
             cursor += row["pool_used"]
             notified += row["notified"]
-        self.phase(meta, self.spec("checkout", servers, duration=1.0, concurrency=8), servers,
-                   record=False)
-        spy = self.profile(servers, f"{meta['db']}-checkout") if meta["server"] == "minigate" \
-            else None
-        sat = self.phase(meta, self.spec("checkout", servers), servers)
-        self.finish_profile(spy, f"{meta['db']}-checkout")
-        for f in fractions:
-            self.phase(meta | {"fraction": f},
-                       self.spec("checkout", servers, mode="open",
-                                 rate=max(1.0, f * sat["throughput"])), servers)
         return notified
 
-    def _verify(self, db: Database, ids: list[str], notified: list[int], kind: str) -> None:
+    def _checkout_phases(self, meta: dict[str, Any], servers: list[Server],
+                         p: ProviderBench) -> None:
+        self.phase(meta, self.spec("checkout", servers, p, duration=1.0, concurrency=8),
+                   servers, record=False)
+        label = f"{p.name}-{meta['db']}-checkout"
+        spy = self.profile(servers, label) if meta["server"] == "minigate" else None
+        sat = self.phase(meta, self.spec("checkout", servers, p), servers)
+        self.finish_profile(spy, label)
+        for f in self.args.fractions:
+            self.phase(meta | {"fraction": f},
+                       self.spec("checkout", servers, p, mode="open",
+                                 rate=max(1.0, f * sat["throughput"])), servers)
+
+    def _verify(self, db: Database, ids: list[str], notified: list[int], scope: str) -> None:
         sample = sorted(set(notified))[::max(1, len(set(notified)) // 50)][:50]
         statuses = asyncio.run(db.order_statuses([ids[i] for i in sample]))
         paid = sum(1 for s in statuses.values() if s == "paid")
-        self.verification.append(
-            f"{kind}: {paid}/{len(sample)} sampled orders acked `sent` are `paid` in the database")
+        self.verification.append(f"{scope}: {paid}/{len(sample)} sampled orders acked by "
+                                 "minigate are `paid` in the database")
 
     def workers(self) -> None:
         for n in (1, 2):
@@ -253,16 +315,16 @@ class Bench:
             asyncio.run(db.create())
             try:
                 pool = self.pool_size(1)
-                p = self.provider
-                asyncio.run(db.seed_pending(p.name, p.channel, p.currency, p.amount_minor,
-                                            p.seed_number, pool))
+                self.seed(db, self.provider, pool)
                 servers = self.start("minigate", db, n)
                 meta = {"suite": "workers", "db": "postgres", "server": "minigate"}
                 try:
                     self.phase(meta, self.spec("checkout", servers, duration=1.0,
                                                concurrency=8), servers, record=False)
                     self.phase(meta, self.spec("checkout", servers), servers)
-                    self.phase(meta, self.spec("notification", servers, pool_size=pool), servers)
+                    if self.provider.notifies:
+                        self.phase(meta, self.spec("notification", servers, pool_size=pool),
+                                   servers)
                 finally:
                     self.stop(servers)
             finally:
@@ -279,9 +341,7 @@ class Bench:
                 self.notes.append(f"rows: seeding {history:,} history orders with 1 payment, "
                                   f"2 events, 1 notification each took {took:.0f} s")
                 pool = self.pool_size(1)
-                p = self.provider
-                asyncio.run(db.seed_pending(p.name, p.channel, p.currency, p.amount_minor,
-                                            p.seed_number, pool))
+                self.seed(db, self.provider, pool)
                 servers = self.start("minigate", db)
                 meta = {"suite": "rows", "db": "postgres", "server": "minigate",
                         "history_rows": history}
@@ -289,67 +349,136 @@ class Bench:
                     self.phase(meta, self.spec("checkout", servers, duration=1.0,
                                                concurrency=8), servers, record=False)
                     self.phase(meta, self.spec("checkout", servers), servers)
-                    self.phase(meta, self.spec("notification", servers, pool_size=pool), servers)
+                    if self.provider.notifies:
+                        self.phase(meta, self.spec("notification", servers, pool_size=pool),
+                                   servers)
                 finally:
                     self.stop(servers)
             finally:
                 asyncio.run(db.drop())
 
-    def crypto_floor(self) -> list[dict[str, Any]]:
+    def soak(self, p: ProviderBench, kind: str) -> None:
+        """One minigate process at a fixed rate for ``--soak-duration``; RSS sampled."""
+        db = Database(kind, self.tmp)
+        asyncio.run(db.create())
+        try:
+            pool = int(self.args.soak_rate * self.args.soak_duration * 1.2) + 1000
+            ids = self.seed(db, p, pool)
+            servers = self.start("minigate", db)
+            meta = {"suite": "soak", "db": kind, "server": "minigate"}
+            phase = f"soak/{p.name}/{kind}"
+            try:
+                rows, cpu = self._soak_load(meta, servers, p, pool, phase)
+            finally:
+                self.stop(servers)
+            notified = [i for r in rows for i in r["notified"]]
+            if notified:
+                self._verify(db, ids, notified, f"{p.name} {kind} soak")
+            summary = self._soak_summary(p, kind, servers[0], phase, rows, cpu)
+            self.soaks.append(summary)
+            r = summary["rss"]
+            if r.get("samples"):
+                sys.stderr.write(f"  {phase}: RSS {r['first_mb']} → {r['last_mb']} MB (max "
+                                 f"{r['max_mb']}), second half {r['kb_per_min']:+.0f} KB/min\n")
+        finally:
+            asyncio.run(db.drop())
+
+    def _soak_load(self, meta: dict[str, Any], servers: list[Server], p: ProviderBench,
+                   pool: int, phase: str) -> tuple[list[dict[str, Any]], float]:
+        """Checkout and notification load processes at the same time, open loop."""
+        a, labels = self.args, [f"{s.kind}:{s.port}" for s in servers]
+        ops = ["checkout"] + (["notification"] if p.notifies else [])
+        specs = [self.spec(op, servers, p, mode="open", rate=a.soak_rate,
+                           duration=a.soak_duration, pool_size=pool) for op in ops]
+        self.monitor.phase = phase
+        sys.stderr.write(f"  {phase}: {' + '.join(ops)} at {a.soak_rate:g}/s each for "
+                         f"{a.soak_duration:.0f} s\n")
+        cpu0 = self.monitor.cpu(labels)
+        running = [(spec, *self.launch(spec)) for spec in specs]
+        raws = [self.collect(self.phase_name(meta, spec), spec, proc, q)
+                for spec, proc, q in running]
+        cpu = self.monitor.cpu(labels) - cpu0
         rows = []
-        for p in PROVIDERS.values():
-            for op, fn in (("checkout", p.crypto_checkout), ("notification", p.crypto_notification)):
-                n = 20000
-                best = min(timeit.repeat(fn, number=n, repeat=3))
-                rows.append({"provider": p.name, "op": op, "us_per_op": 1e6 * best / n})
+        for spec, raw in zip(specs, raws, strict=True):
+            row = self.row(meta, spec, servers, raw, 0.0)
+            row["cpu_ms_per_op"] = row["server_cpu_pct"] = None  # shared: see the summary
+            self.print_row(self.phase_name(meta, spec), row)
+            self.phases.append(row)
+            rows.append(row)
+        return rows, cpu
+
+    def _soak_summary(self, p: ProviderBench, kind: str, server: Server, phase: str,
+                      rows: list[dict[str, Any]], cpu: float) -> dict[str, Any]:
+        ok = sum(r["ok"] for r in rows)
+        ops_per_s = ok / self.args.soak_duration
+        trend = soak.summarise(self.monitor.rss, f"minigate:{server.port}", phase, ops_per_s)
+        return {"provider": p.name, "db": kind, "duration_s": self.args.soak_duration,
+                "rate_per_op": self.args.soak_rate, "ops": ok,
+                "errors": sum(r["errors"] + r["dropped"] for r in rows),
+                "cpu_ms_per_op": round(1000 * cpu / ok, 3) if ok else None, "rss": trend}
+
+    def crypto_floor(self) -> list[dict[str, Any]]:
+        """Each provider's signatures alone per operation, in-process (best of 3 runs)."""
+        rows = []
+        for p in self.providers:
+            rows.append({"provider": p.name, "op": "checkout", "covers": p.floor_checkout,
+                         "us_per_op": time_us(p.crypto_checkout),
+                         "sim_us_per_op": time_us(p.crypto_checkout_sim)})
+            rows.append({"provider": p.name, "op": "notification",
+                         "covers": p.floor_notification or "not applicable",
+                         "us_per_op": time_us(p.crypto_notification), "sim_us_per_op": None})
         return rows
 
-    def ratios(self) -> list[dict[str, Any]]:
-        out = []
-        core = [p for p in self.phases if p["suite"] == "core" and p["mode"] == "closed"]
-        for db in self.args.dbs:
-            for op in ("checkout", "notification"):
-                m = [p for p in core if p["db"] == db and p["op"] == op and p["server"] == "minigate"]
-                b = [p for p in core if p["db"] == db and p["op"] == op and p["server"] == "baseline"]
-                if m and b and b[0]["throughput"]:
-                    out.append({"db": db, "op": op, "minigate": m[0]["throughput"],
-                                "baseline": b[0]["throughput"],
-                                "ratio": m[0]["throughput"] / b[0]["throughput"],
-                                "minigate_cpu_ms": m[0]["cpu_ms_per_op"],
-                                "baseline_cpu_ms": b[0]["cpu_ms_per_op"]})
-        return out
+    def run_suites(self) -> None:
+        suites = self.args.suites
+        for p in self.providers if "core" in suites else []:
+            for kind in self.args.dbs:
+                self.core(p, kind)
+        if "workers" in suites:
+            self.workers()
+        if "rows" in suites:
+            self.rows()
+        for p in self.providers if "soak" in suites else []:
+            for kind in self.args.dbs:
+                self.soak(p, kind)
 
     def run(self) -> Path:
         started = time.time()
-        sys.stderr.write(f"minigate bench {self.stamp}: suites {','.join(self.args.suites)}, "
-                         f"db {','.join(self.args.dbs)}, {self.args.duration:.0f} s/phase "
-                         f"(logs in {self.tmp})\n")
+        a = self.args
+        sys.stderr.write(f"minigate bench {self.stamp}: suites {','.join(a.suites)}, providers "
+                         f"{','.join(a.providers)}, db {','.join(a.dbs)}, {a.duration:.0f} s/phase"
+                         f"{f', soak {a.soak_duration:.0f} s' if 'soak' in a.suites else ''}"
+                         f" (logs in {self.tmp})\n")
         crypto = self.crypto_floor()
         try:
-            if "core" in self.args.suites:
-                for kind in self.args.dbs:
-                    self.core(kind)
-            if "workers" in self.args.suites:
-                self.workers()
-            if "rows" in self.args.suites:
-                self.rows()
+            self.run_suites()
         finally:
             self.monitor.close()
+            self.keys_path.unlink(missing_ok=True)  # the logs stay, the keys go
         result = {
             "timestamp": self.stamp, "command": "python -m bench " + shlex.join(sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} CPUs, Python "
                        f"{platform.python_version()}, load average at end "
                        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}",
             "wall_s": round(time.time() - started, 1), "provider": self.provider.name,
-            "duration_s": self.args.duration, "phases": self.phases, "ratios": self.ratios(),
-            "crypto_floor": crypto, "verification": self.verification,
+            "providers": a.providers, "duration_s": a.duration, "phases": self.phases,
+            "crypto_floor": crypto, "soaks": self.soaks, "verification": self.verification,
             "rss": report.rss_summary(self.monitor.rss), "rss_samples": self.monitor.rss,
             "profiles": self.profiles, "notes": self.notes,
         }
-        stem = report.write(result)
+        stem = report.write(result)  # adds ratios, CPU vs floor and targets (bench/targets.py)
         sys.stderr.write(f"wrote {stem}.json, .md, .png and bench/results/latest.md "
                          f"({result['wall_s']:.0f} s)\n")
         return stem
+
+
+def time_us(fn: Any) -> float | None:
+    """Best-of-3 µs per call of ``fn`` (None: nothing to time)."""
+    if fn is None:
+        return None
+    timer = timeit.Timer(fn)
+    number, _ = timer.autorange()
+    return round(1e6 * min(timer.repeat(repeat=3, number=number)) / number, 2)
 
 
 def main(argv: list[str] | None = None) -> int:

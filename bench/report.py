@@ -34,9 +34,126 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
     if isinstance(v, float):
         return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.2f}"
     return str(v)
+
+
+def normalise(result: dict[str, Any]) -> dict[str, Any]:
+    """Fill what older results JSON lack (one provider per run) and the derived figures."""
+    from bench import targets
+
+    default = result.get("provider", "latipay")
+    for p in result.get("phases", []):
+        p.setdefault("provider", default)
+    result.setdefault("providers", list(dict.fromkeys(p["provider"] for p in result["phases"]))
+                      or [default])
+    for c in result.get("crypto_floor", []):
+        c.setdefault("provider", default)
+    result["ratios"] = targets.ratios(result["phases"])
+    result["cpu_vs_floor"] = targets.cpu_vs_floor(result["phases"], result.get("crypto_floor", []))
+    result["targets"] = targets.targets(result)
+    return result
+
+
+def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
+    out = ["| suite | db | server | op | mode | offered/s | ops/s | p50 ms | p95 ms | "
+           "p99 ms | errors | server CPU ms/op | server CPU % | client CPU % | RSS MB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in phases:
+        offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
+        suite = p["suite"]
+        if suite == "workers":
+            suite += f" ({p['processes']} proc)"
+        if "history_rows" in p:
+            suite += f" ({p['history_rows']:,} orders)"
+        out.append(
+            f"| {suite} | {p['db']} | {p['server']} | {p['op']} | "
+            f"{p['mode']}{'' if p['mode'] == 'open' else ' x' + str(p['concurrency'])} | "
+            f"{offered} | {_fmt(p['throughput'])} | {_fmt(p['p50_ms'])} | "
+            f"{_fmt(p['p95_ms'])} | {_fmt(p['p99_ms'])} | {p['errors'] + p['dropped']} | "
+            f"{_fmt(p['cpu_ms_per_op'])} | {_fmt(p['server_cpu_pct'])} | "
+            f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} |")
+    return out
+
+
+def _ratio_table(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["| db | op | minigate ops/s | baseline ops/s | ratio | minigate CPU ms/op | "
+           "baseline CPU ms/op |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['db']} | {r['op']} | {_fmt(r['minigate'])} | {_fmt(r['baseline'])} | "
+                   f"{r['ratio']:.2f} | {_fmt(r['minigate_cpu_ms'])} | "
+                   f"{_fmt(r['baseline_cpu_ms'])} |")
+    return out
+
+
+def _floor_table(rows: list[dict[str, Any]], crypto: list[dict[str, Any]]) -> list[str]:
+    covers = {(c["provider"], c["op"]): c.get("covers", "") for c in crypto}
+    out = ["| db | op | minigate server CPU ms/op | crypto floor µs (minigate) | "
+           "CPU ÷ floor | simulator crypto µs (same process) | floor covers |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = "–" if r["ratio"] is None else f"**{r['ratio']:.1f}×**"
+        out.append(f"| {r['db']} | {r['op']} | {_fmt(r['cpu_ms'])} | {_fmt(r['floor_us'])} | "
+                   f"{ratio} | {_fmt(r['sim_us'])} | {covers.get((r['provider'], r['op']))} |")
+    return out
+
+
+def _provider_section(result: dict[str, Any], name: str) -> list[str]:
+    out = ["", f"## Provider: {name}"]
+    phases = [p for p in result["phases"] if p["provider"] == name]
+    if phases:
+        out += ["", "### Phases", ""] + _phase_table(phases)
+    ratios = [r for r in result.get("ratios", []) if r["provider"] == name]
+    if ratios:
+        out += ["", "### minigate / baseline (closed-loop saturation, same run)", ""]
+        out += _ratio_table(ratios)
+    floor = [r for r in result.get("cpu_vs_floor", []) if r["provider"] == name]
+    if floor:
+        out += ["", "### Server CPU per operation vs the crypto floor", ""]
+        out += _floor_table(floor, result.get("crypto_floor", []))
+    return out
+
+
+def _targets_section(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["", "## Targets (computed from this run's own figures)", "",
+           "| target | scope | this run | threshold | verdict |", "|---|---|---|---|---|"]
+    for t in rows:
+        verdict = {"met": "met", "miss": "**miss**"}.get(t["verdict"], t["verdict"])
+        out.append(f"| {t['target']} | {t['scope']} | {t['shown']} | {t['threshold']} | "
+                   f"{verdict} |")
+    return out
+
+
+def _soak_section(soaks: list[dict[str, Any]]) -> list[str]:
+    out = ["", "## Memory soak (one minigate process, fixed rate)", "",
+           "| provider | db | seconds | ops/s per op | ops | errors | CPU ms/op | RSS first | "
+           "last | min | max MB | growth, 2nd half | per op |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in soaks:
+        r = s["rss"]
+        if not r.get("samples"):
+            continue
+        out.append(f"| {s['provider']} | {s['db']} | {r['seconds']:.0f} | {s['rate_per_op']:g} | "
+                   f"{s['ops']:,} | {s['errors']} | {_fmt(s['cpu_ms_per_op'])} | "
+                   f"{r['first_mb']} | {r['last_mb']} | {r['min_mb']} | {r['max_mb']} | "
+                   f"{r['kb_per_min']:+.1f} KB/min | {_fmt(r['kb_per_op'])} KB |")
+    for s in soaks:
+        points = ", ".join(f"{t:.0f}s {mb:.1f}" for t, mb in s["rss"].get("series", [])[::6])
+        out += ["", f"RSS (MB) {s['provider']} {s['db']}, every 30 s: {points}"]
+    return out
+
+
+def _crypto_section(crypto: list[dict[str, Any]]) -> list[str]:
+    out = ["", "## Crypto floor (signatures alone, in-process timeit, best of 3)", "",
+           "| provider | op | minigate µs/op | simulator µs/op (sandbox, same process) | covers |",
+           "|---|---|---|---|---|"]
+    for c in crypto:
+        out.append(f"| {c['provider']} | {c['op']} | {_fmt(c.get('us_per_op'))} | "
+                   f"{_fmt(c.get('sim_us_per_op'))} | {c.get('covers', '')} |")
+    return out
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -44,40 +161,15 @@ def markdown(result: dict[str, Any]) -> str:
            f"Machine: {result['machine']}. **Shared, loaded machine** (other test suites were "
            "running): absolute numbers are pessimistic and noisy; ratios taken in the same run "
            "are the meaningful part.", "",
-           f"Command: `{result['command']}`", ""]
-    phases = result["phases"]
-    if phases:
-        out += ["## Phases", "",
-                "| suite | db | server | op | mode | offered/s | ops/s | p50 ms | p95 ms | "
-                "p99 ms | errors | server CPU ms/op | server CPU % | client CPU % | RSS MB |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for p in phases:
-            offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
-            suite = p["suite"]
-            if suite == "workers":
-                suite += f" ({p['processes']} proc)"
-            if "history_rows" in p:
-                suite += f" ({p['history_rows']:,} orders)"
-            out.append(
-                f"| {suite} | {p['db']} | {p['server']} | {p['op']} | "
-                f"{p['mode']}{'' if p['mode'] == 'open' else ' x' + str(p['concurrency'])} | "
-                f"{offered} | {_fmt(p['throughput'])} | {_fmt(p['p50_ms'])} | "
-                f"{_fmt(p['p95_ms'])} | {_fmt(p['p99_ms'])} | {p['errors'] + p['dropped']} | "
-                f"{_fmt(p['cpu_ms_per_op'])} | {_fmt(p['server_cpu_pct'])} | "
-                f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} |")
-    if result.get("ratios"):
-        out += ["", "## minigate / baseline (closed-loop saturation, same run)", "",
-                "| db | op | minigate ops/s | baseline ops/s | ratio | minigate CPU ms/op | "
-                "baseline CPU ms/op |", "|---|---|---|---|---|---|---|"]
-        for r in result["ratios"]:
-            out.append(f"| {r['db']} | {r['op']} | {_fmt(r['minigate'])} | {_fmt(r['baseline'])} | "
-                       f"{r['ratio']:.2f} | {_fmt(r['minigate_cpu_ms'])} | "
-                       f"{_fmt(r['baseline_cpu_ms'])} |")
+           f"Command: `{result['command']}`"]
+    if result.get("targets"):
+        out += _targets_section(result["targets"])
+    for name in result.get("providers", []):
+        out += _provider_section(result, name)
+    if result.get("soaks"):
+        out += _soak_section(result["soaks"])
     if result.get("crypto_floor"):
-        out += ["", "## Crypto floor (signatures alone, in-process timeit)", "",
-                "| provider | op | µs/op |", "|---|---|---|"]
-        for c in result["crypto_floor"]:
-            out.append(f"| {c['provider']} | {c['op']} | {c['us_per_op']:.1f} |")
+        out += _crypto_section(result["crypto_floor"])
     if result.get("verification"):
         out += ["", "## Verification", ""]
         out += [f"- {v}" for v in result["verification"]]
@@ -87,15 +179,20 @@ def markdown(result: dict[str, Any]) -> str:
         for label, s in result["rss"].items():
             out.append(f"| {label} | {s['first']} | {s['min']} | {s['max']} | {s['last']} |")
     for name, prof in result.get("profiles", {}).items():
-        out += ["", f"## Profile: {name} ({prof['samples']} GIL samples, `{prof['file']}`)", "",
-                "| layer | % of server CPU |", "|---|---|"]
-        out += [f"| {k} | {v} |" for k, v in prof["layers_pct"]]
-        out += ["", "| minigate function (inclusive, greenlet ORM stacks excluded) | % |",
-                "|---|---|"]
-        out += [f"| `{k}` | {v} |" for k, v in prof["minigate_inclusive_pct"][:15]]
+        out += _profile_section(name, prof)
     if result.get("notes"):
         out += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
     return "\n".join(out) + "\n"
+
+
+def _profile_section(name: str, prof: dict[str, Any]) -> list[str]:
+    out = ["", f"## Profile: {name} ({prof['samples']} GIL samples, `{prof['file']}`)", "",
+           "| layer | % of server CPU |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in prof["layers_pct"]]
+    out += ["", "| minigate function (inclusive, greenlet ORM stacks excluded) | % |",
+            "|---|---|"]
+    out += [f"| `{k}` | {v} |" for k, v in prof["minigate_inclusive_pct"][:15]]
+    return out
 
 
 def rss_summary(samples: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -107,6 +204,41 @@ def rss_summary(samples: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             for k, v in by.items()}
 
 
+def _points(core: list[dict[str, Any]], db: str, op: str, provider: str,
+            server: str) -> list[dict[str, Any]]:
+    pts = [p for p in core if (p["db"], p["op"], p["provider"], p["server"]) ==
+           (db, op, provider, server)]
+    return sorted(pts, key=lambda p: p["throughput"] if p["mode"] == "closed" else p["rate"])
+
+
+def _plot_axes(ax: Any, core: list[dict[str, Any]], db: str, op: str,
+               providers: list[str]) -> None:
+    """One provider: p50 and p99 per server. Several: p99 only, one colour per provider."""
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    for n, provider in enumerate(providers):
+        for server in ("minigate", "baseline"):
+            pts = _points(core, db, op, provider, server)
+            if not pts:
+                continue
+            x = [p["rate"] if p["mode"] == "open" else p["throughput"] for p in pts]
+            if len(providers) == 1:
+                colour = colours[0] if server == "minigate" else colours[1]
+                ax.plot(x, [p["p50_ms"] for p in pts], "o-", color=colour, label=f"{server} p50")
+                ax.plot(x, [p["p99_ms"] for p in pts], "s--", color=colour,
+                        label=f"{server} p99")
+            else:
+                style = "s-" if server == "minigate" else "o:"
+                ax.plot(x, [p["p99_ms"] for p in pts], style, color=colours[n % len(colours)],
+                        label=f"{provider} {server} p99")
+    ax.set_title(f"{op} on {db}")
+    ax.set_xlabel("offered load (ops/s; closed-loop point = achieved)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def plot(result: dict[str, Any], path: Path) -> str | None:
     try:
         import matplotlib
@@ -116,36 +248,16 @@ def plot(result: dict[str, Any], path: Path) -> str | None:
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]'): no PNG, data in JSON"
     core = [p for p in result["phases"] if p["suite"] == "core"]
-    dbs = sorted({p["db"] for p in core})
-    ops = ["checkout", "notification"]
     if not core:
         return "no core phases: no PNG"
+    dbs = sorted({p["db"] for p in core})
+    providers = list(dict.fromkeys(p["provider"] for p in core))
+    ops = ["checkout", "notification"]
     fig, axes = plt.subplots(len(ops), len(dbs), figsize=(6 * len(dbs), 4.2 * len(ops)),
                              squeeze=False)
     for row, op in enumerate(ops):
         for col, db in enumerate(dbs):
-            ax = axes[row][col]
-            for server, colour in (("minigate", "tab:blue"), ("baseline", "tab:orange")):
-                pts = sorted((p for p in core if p["db"] == db and p["op"] == op
-                              and p["server"] == server),
-                             key=lambda p: p["throughput"] if p["mode"] == "closed" else p["rate"])
-                if not pts:
-                    continue
-                x = [p["rate"] if p["mode"] == "open" else p["throughput"] for p in pts]
-                ax.plot(x, [p["p50_ms"] for p in pts], "o-", color=colour, label=f"{server} p50")
-                ax.plot(x, [p["p99_ms"] for p in pts], "s--", color=colour,
-                        label=f"{server} p99")
-                sat = [p for p in pts if p["mode"] == "closed"]
-                for p in sat:
-                    ax.annotate("saturation", (p["throughput"], p["p99_ms"]), fontsize=7,
-                                color=colour, textcoords="offset points", xytext=(-20, 6))
-            ax.set_title(f"{op} on {db}")
-            ax.set_xlabel("offered load (ops/s; closed-loop point = achieved)")
-            ax.set_ylabel("latency (ms)")
-            ax.set_yscale("log")
-            ax.set_xscale("log")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=8)
+            _plot_axes(axes[row][col], core, db, op, providers)
     fig.suptitle("minigate vs bare baseline: latency vs offered load\n"
                  f"{result['timestamp']}, shared and loaded 2-core machine", fontsize=10)
     fig.tight_layout()
@@ -234,10 +346,12 @@ def _short(frame: str) -> str:
 def write(result: dict[str, Any], *, latest: bool = True) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / result["timestamp"]
+    normalise(result)
     result.pop("plot", None)
     note = plot(result, stem.with_suffix(".png"))
-    if note and note not in result.setdefault("notes", []):
-        result.setdefault("notes", []).append(note)
+    if note:
+        if note not in result.setdefault("notes", []):
+            result["notes"].append(note)
     else:
         result["plot"] = stem.with_suffix(".png").name
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))

@@ -202,8 +202,10 @@ class Server:
             "MINIGATE_SANDBOX__TIME_SCALE": "1.0", "PYTHONPATH": str(ROOT),
         } | self.extra_env
         if self.kind == "minigate":
-            cmd = [sys.executable, "-m", self.entry, "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port)]
+            # bench.mgserve runs ``python -m <entry> serve`` in-process with the run's
+            # shared WeChat Pay sandbox keys (bench/wxkeys.py); nothing else changes.
+            cmd = [sys.executable, "-m", "bench.mgserve", self.entry, "serve", "--host",
+                   "127.0.0.1", "--port", str(self.port)]
         else:
             cmd = [sys.executable, "-m", "bench.baseline", "--port", str(self.port),
                    "--db", self.db_url]

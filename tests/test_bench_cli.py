@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from bench.cli import parse_args
-from bench.providers import PROVIDERS
 
 
 def test_quick_defaults() -> None:
@@ -28,8 +27,29 @@ def test_unknown_suite_is_refused() -> None:
         parse_args(["run", "--suite", "core,nope"])
 
 
-def test_every_provider_builds_a_signed_notification_it_verifies() -> None:
-    for provider in PROVIDERS.values():
-        note = provider.notification(provider.seed_number(7))
-        assert provider.bare_verify(note.headers, note.body) is not None
-        assert provider.bare_verify(note.headers, note.body.replace(b"paid", b"PAID")) is None
+def test_provider_list_and_all() -> None:
+    assert parse_args(["run"]).providers == ["latipay"]
+    assert parse_args(["run", "--provider", "latipay,wechatpay"]).providers == [
+        "latipay", "wechatpay"]
+    assert parse_args(["run", "--provider", "all"]).providers == [
+        "latipay", "qfpay", "cbtis", "wechatpay", "wechatpay-v2"]
+
+
+def test_unknown_provider_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["run", "--provider", "latipay,paypal"])
+
+
+def test_soak_is_opt_in_and_its_duration() -> None:
+    assert "soak" not in parse_args(["run"]).suites
+    full = parse_args(["run", "--suite", "soak"])
+    assert (full.suites, full.soak_duration, full.soak_rate) == (["soak"], 600.0, 20.0)
+    assert parse_args(["run", "--suite", "soak", "--quick"]).soak_duration == 60.0
+    # --duration is the soak's length when soak runs alone …
+    assert parse_args(["run", "--suite", "soak", "--duration", "120"]).soak_duration == 120.0
+    # … but stays the phase length when other suites run too
+    mixed = parse_args(["run", "--suite", "core,soak", "--duration", "9"])
+    assert (mixed.duration, mixed.soak_duration) == (9.0, 600.0)
+    explicit = parse_args(["run", "--suite", "core,soak", "--soak-duration", "300",
+                           "--soak-rate", "5"])
+    assert (explicit.soak_duration, explicit.soak_rate) == (300.0, 5.0)

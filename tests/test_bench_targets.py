@@ -1,0 +1,142 @@
+"""The report's derived figures and target verdicts, on small synthetic results (no timing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import report, soak, targets
+
+
+def phase(provider: str, db: str, server: str, op: str, mode: str = "closed",
+          **kw: Any) -> dict[str, Any]:
+    row = {"suite": "core", "provider": provider, "db": db, "server": server, "op": op,
+           "mode": mode, "rate": 0.0, "concurrency": 32, "processes": 1, "throughput": 100.0,
+           "p50_ms": 5.0, "p95_ms": 8.0, "p99_ms": 10.0, "errors": 0, "dropped": 0,
+           "cpu_ms_per_op": 1.0, "server_cpu_pct": 90.0, "client_cpu_pct": 5.0, "rss_mb": 90.0}
+    return row | kw
+
+
+def synthetic() -> dict[str, Any]:
+    phases = [
+        # Latipay: checkout 0.9× baseline on SQLite (met), 0.5× on PostgreSQL (miss)
+        phase("latipay", "sqlite", "minigate", "checkout", throughput=90.0),
+        phase("latipay", "sqlite", "baseline", "checkout", throughput=100.0),
+        phase("latipay", "postgres", "minigate", "checkout", throughput=50.0),
+        phase("latipay", "postgres", "baseline", "checkout", throughput=100.0),
+        phase("latipay", "sqlite", "minigate", "checkout", "open", fraction=0.5, p99_ms=30.0),
+        phase("latipay", "postgres", "minigate", "checkout", "open", fraction=0.5, p99_ms=70.0),
+        phase("latipay", "postgres", "minigate", "checkout", "open", fraction=0.25,
+              p99_ms=999.0),  # not half load: ignored
+        phase("latipay", "sqlite", "minigate", "notification", throughput=1200.0),
+        phase("latipay", "postgres", "minigate", "notification", throughput=400.0),
+        phase("latipay", "sqlite", "minigate", "notification", "open", fraction=0.5,
+              p99_ms=12.0),
+        # WeChat Pay v3: 1.2 ms CPU per checkout against a 1.0 ms floor (1.2×, met) on
+        # SQLite; 3.0 ms (3×, miss) on PostgreSQL
+        phase("wechatpay", "sqlite", "minigate", "checkout", cpu_ms_per_op=1.2),
+        phase("wechatpay", "postgres", "minigate", "checkout", cpu_ms_per_op=3.0),
+        {**phase("latipay", "postgres", "minigate", "checkout"), "suite": "rows",
+         "history_rows": 10_000, "cpu_ms_per_op": 10.0},
+        {**phase("latipay", "postgres", "minigate", "checkout"), "suite": "rows",
+         "history_rows": 1_000_000, "cpu_ms_per_op": 11.0},
+        {**phase("latipay", "postgres", "minigate", "notification"), "suite": "rows",
+         "history_rows": 10_000, "cpu_ms_per_op": 2.0},
+        {**phase("latipay", "postgres", "minigate", "notification"), "suite": "rows",
+         "history_rows": 1_000_000, "cpu_ms_per_op": 3.0},
+    ]
+    crypto = [{"provider": "wechatpay", "op": "checkout", "us_per_op": 1000.0,
+               "sim_us_per_op": 900.0, "covers": "2 RSA signatures + 1 verification"}]
+    soaks = [
+        {"provider": "latipay", "db": "postgres", "duration_s": 600.0, "rate_per_op": 20.0,
+         "ops": 24000, "errors": 0, "cpu_ms_per_op": 5.0,
+         "rss": {"samples": 1200, "seconds": 600.0, "first_mb": 90.0, "last_mb": 100.0,
+                 "min_mb": 90.0, "max_mb": 100.0, "kb_per_min": 10.0, "kb_per_op": 0.004,
+                 "series": [[0.0, 90.0], [600.0, 100.0]]}},
+        {"provider": "qfpay", "db": "postgres", "duration_s": 600.0, "rate_per_op": 20.0,
+         "ops": 24000, "errors": 0, "cpu_ms_per_op": 5.0,
+         "rss": {"samples": 1200, "seconds": 600.0, "first_mb": 90.0, "last_mb": 150.0,
+                 "min_mb": 90.0, "max_mb": 150.0, "kb_per_min": 6000.0, "kb_per_op": 2.5,
+                 "series": [[0.0, 90.0], [600.0, 150.0]]}},
+    ]
+    return {"timestamp": "T", "machine": "test", "command": "test", "phases": phases,
+            "crypto_floor": crypto, "soaks": soaks,
+            "rss": {"minigate:1": {"first": 90.0, "min": 90.0, "max": 180.0, "last": 150.0},
+                    "baseline:2": {"first": 50.0, "min": 50.0, "max": 300.0, "last": 60.0}}}
+
+
+def test_targets_verdicts_on_a_synthetic_run() -> None:
+    result = report.normalise(synthetic())
+    v = {(t["target"], t["scope"]): t["verdict"] for t in result["targets"]}
+
+    def find(prefix: str, scope: str) -> str:
+        hits = [verdict for (name, sc), verdict in v.items()
+                if name.startswith(prefix) and sc == scope]
+        assert len(hits) == 1, (prefix, scope, v)
+        return hits[0]
+
+    assert find("Latipay checkout", "sqlite") == "met"
+    assert find("Latipay checkout", "postgres") == "miss"
+    assert find("checkout p99", "latipay sqlite") == "met"
+    assert find("checkout p99", "latipay postgres") == "miss"
+    assert find("notifications ≥ 1,000/s", "latipay sqlite") == "met"
+    assert find("notifications ≥ 1,000/s", "latipay postgres") == "miss"
+    assert find("notification p99", "latipay sqlite") == "met"
+    assert find("per-order CPU", "checkout (1,000,000 / 10,000)") == "met"  # 1.1×
+    assert find("per-order CPU", "notification (1,000,000 / 10,000)") == "miss"  # 1.5×
+    assert find("RSS < 250 MB", "max") == "met"  # the baseline's 300 MB does not count
+    assert find("RSS flat", "latipay postgres 600 s") == "met"  # +14 MB in 24 h
+    assert find("RSS flat", "qfpay postgres 600 s") == "miss"  # +8 GB in 24 h
+    assert find("WeChat Pay v3 checkout", "sqlite") == "met"
+    assert find("WeChat Pay v3 checkout", "postgres") == "miss"
+
+
+def test_unmeasured_targets_say_so() -> None:
+    result = report.normalise({"timestamp": "T", "machine": "m", "command": "c",
+                               "phases": [], "provider": "latipay"})
+    assert {t["verdict"] for t in result["targets"]} == {"not measured"}
+    assert len(result["targets"]) == 8
+
+
+def test_ratios_and_cpu_vs_floor() -> None:
+    result = report.normalise(synthetic())
+    latipay = {(r["db"], r["op"]): r["ratio"] for r in result["ratios"]}
+    assert latipay == {("sqlite", "checkout"): 0.9, ("postgres", "checkout"): 0.5}
+    floor = {(r["provider"], r["db"]): r["ratio"] for r in result["cpu_vs_floor"]}
+    assert floor == {("wechatpay", "sqlite"): 1.2, ("wechatpay", "postgres"): 3.0}
+
+
+def test_markdown_groups_by_provider_and_prints_the_floor_ratio() -> None:
+    md = report.markdown(report.normalise(synthetic()))
+    assert md.index("## Provider: latipay") < md.index("## Provider: wechatpay")
+    assert "## Targets" in md and "**miss**" in md
+    assert "**1.2×**" in md and "**3.0×**" in md
+    assert "## Memory soak" in md
+
+
+def test_old_single_provider_results_still_render() -> None:
+    old = synthetic()
+    for p in old["phases"]:
+        p.pop("provider")
+    old["provider"] = "latipay"
+    result = report.normalise(old)
+    assert result["providers"] == ["latipay"]
+    assert "## Provider: latipay" in report.markdown(result)
+
+
+def test_soak_slope_over_the_second_half() -> None:
+    # flat 100 MB for 300 s, then +1 MB per minute: only the second half counts
+    samples = [{"t": 10.0 + t, "server": "minigate:1", "phase": "soak/x/pg",
+                "rss_mb": 100.0 + max(0.0, t - 300) / 60} for t in range(0, 601)]
+    samples += [{"t": 5.0, "server": "minigate:1", "phase": "core", "rss_mb": 50.0},
+                {"t": 20.0, "server": "baseline:2", "phase": "soak/x/pg", "rss_mb": 500.0}]
+    s = soak.summarise(samples, "minigate:1", "soak/x/pg", ops_per_s=40.0)
+    assert s["first_mb"] == 100.0 and s["max_mb"] == 105.0 and s["seconds"] == 600.0
+    assert abs(s["kb_per_min"] - 1024) < 1
+    assert abs(s["kb_per_op"] - 1024 / 60 / 40) < 0.01
+    assert s["series"][0] == [0.0, 100.0] and s["series"][1][0] == 5.0
+
+
+def test_soak_without_samples() -> None:
+    assert soak.summarise([], "minigate:1", "soak/x/pg", 10.0) == {"samples": 0}
+    assert soak.slope([(1.0, 2.0)]) == 0.0
+    assert targets.targets({"phases": [], "soaks": [{"rss": {"samples": 0}}]})
