@@ -132,8 +132,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     if rt.sandbox is not None:
         app.include_router(rt.sandbox.router())
 
+    _document_notify(app)
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:
         return await rt.healthy()
 
     return app
+
+
+def _document_notify(app: FastAPI) -> None:
+    """Add the plain-Starlette provider callback route to the generated OpenAPI."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("paths", {}).update(notify.OPENAPI_PATHS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

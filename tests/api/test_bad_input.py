@@ -163,7 +163,16 @@ async def test_refund_amount_validated(sqlite_gateway: Harness) -> None:
 async def test_openapi_is_served(sqlite_gateway: Harness) -> None:
     r = await sqlite_gateway.api.get("/openapi.json")
     assert r.status_code == 200
-    assert "/v1/orders" in r.json()["paths"]
+    paths = r.json()["paths"]
+    assert "/v1/orders" in paths and "/v1/client/orders/{order_id}/pay" in paths
+    assert "post" in paths["/v1/notify/{provider}"]  # a plain route, documented by hand
+
+
+async def test_unknown_provider_callback_is_a_400_in_the_error_shape(
+    sqlite_gateway: Harness,
+) -> None:
+    r = await sqlite_gateway.api.post("/v1/notify/nosuchpsp", content=b"x=1")
+    _assert_error(r, 400, "provider_not_configured")
 
 
 async def test_refund_amount_as_number_is_a_400(sqlite_gateway: Harness) -> None:
