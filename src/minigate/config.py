@@ -34,6 +34,9 @@ class LatipaySettings(BaseModel):
     base_url: str = "https://api.latipay.net"
     #: The WeChat mini program AppID sent as ``app_id`` to ``/v2/miniapppay``.
     app_id: str = ""
+    #: The wallet's currency. Latipay's create calls carry no currency: the wallet's is
+    #: charged, so orders in any other currency are refused before a shopper can pay.
+    currency: str = "NZD"
 
     @property
     def configured(self) -> bool:

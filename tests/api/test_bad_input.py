@@ -67,6 +67,19 @@ async def test_missing_fields(sqlite_gateway: Harness, missing: str) -> None:
     await _assert_nothing_written(sqlite_gateway)
 
 
+async def test_an_order_in_a_currency_the_latipay_wallet_cannot_charge(
+    sqlite_gateway: Harness,
+) -> None:
+    """Latipay charges in the wallet's currency (NZD in the sandbox) whatever the order
+    says, so an AUD order would only be caught after the shopper paid: refuse it now."""
+    gw = sqlite_gateway
+    r = await gw.api.post("/v1/orders", json={**GOOD, "currency": "AUD", "provider": "latipay"},
+                          headers=gw.merchant())
+    _assert_error(r, 400, "currency_not_supported", "currency")
+    assert "NZD" in r.json()["error"]["message"]
+    await _assert_nothing_written(gw)
+
+
 async def test_unknown_field_and_non_json(sqlite_gateway: Harness) -> None:
     gw = sqlite_gateway
     r = await gw.api.post("/v1/orders", json={**GOOD, "openid": "x"}, headers=gw.merchant())

@@ -205,6 +205,8 @@ class ProviderClient(Protocol):
     min_close_age: int
     # Optional: ``identity: dict[str, str]`` with "app_id"/"merchant_id"; the service flags
     # a notification or query whose PaymentState names other ids (see service.payments).
+    # Optional: ``currencies: frozenset[str]``, the only currencies the account can charge
+    # in; orders in any other are refused at creation (see service.orders).
 
     def needs_openid(self, channel: Channel) -> bool: ...
 

@@ -23,7 +23,7 @@ def build_providers(settings: Settings, transport: HttpxTransport,
     lp = settings.latipay
     if lp.configured:
         account = LatipayAccount(lp.user_id, lp.wallet_id, lp.api_key.get_secret_value(),
-                                 lp.base_url, lp.app_id or mini_app_id)
+                                 lp.base_url, lp.app_id or mini_app_id, lp.currency)
         clients["latipay"] = LatipayClient(account, transport.for_provider("latipay"))
     qf = settings.qfpay
     if qf.configured:

@@ -82,7 +82,7 @@ def sandbox_settings(settings: Settings, keys: SandboxWechatKeys | None = None) 
                                             base_url=f"{base}/wechat-login"),
         "latipay": LatipaySettings(user_id=LATIPAY_USER_ID, wallet_id=LATIPAY_WALLET_ID,
                                    api_key=SecretStr(LATIPAY_API_KEY), base_url=f"{base}/latipay",
-                                   app_id=MINI_APP_ID),
+                                   app_id=MINI_APP_ID, currency=LATIPAY_CURRENCY),
         "qfpay": QfpaySettings(app_code=QFPAY_APP_CODE, client_key=SecretStr(QFPAY_CLIENT_KEY),
                                base_url=f"{base}/qfpay",
                                sign_type=settings.qfpay.sign_type),

@@ -38,6 +38,11 @@ class NewOrder:
 async def create_order(ctx: ServiceContext, cmd: NewOrder) -> dict[str, Any]:
     """Record a new order; the provider is called later, at pay time (it needs the openid)."""
     client = ctx.provider_for(cmd.channel, cmd.provider)
+    currencies: frozenset[str] = getattr(client, "currencies", frozenset())
+    if currencies and cmd.amount.currency not in currencies:
+        raise InvalidRequest(
+            f"{client.name} charges this account in {', '.join(sorted(currencies))}, "
+            f"not {cmd.amount.currency}", param="currency", code="currency_not_supported")
     ttl = cmd.expires_in if cmd.expires_in is not None else ctx.settings.order_ttl_seconds
     if not MIN_TTL <= ttl <= MAX_TTL:
         raise InvalidRequest(f"expires_in must be between {MIN_TTL} and {MAX_TTL} seconds",

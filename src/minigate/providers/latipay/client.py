@@ -30,6 +30,7 @@ class LatipayClient:
     def __init__(self, account: LatipayAccount, transport: Transport) -> None:
         self.account = account
         self._transport = transport
+        self.currencies = frozenset({account.currency})
 
     def needs_openid(self, channel: Channel) -> bool:
         return channel is Channel.WECHAT

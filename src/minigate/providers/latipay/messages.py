@@ -55,6 +55,7 @@ class LatipayAccount:
     api_key: str
     base_url: str = "https://api.latipay.net"
     app_id: str = ""
+    currency: str = "NZD"  # the wallet's: Latipay charges in it whatever the order says
 
     def __repr__(self) -> str:  # never print the key
         return f"LatipayAccount(user_id={self.user_id!r}, wallet_id={self.wallet_id!r})"
