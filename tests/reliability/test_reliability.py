@@ -14,7 +14,7 @@ from minigate.sandbox import credentials as cred
 from minigate.service.orders import mark_closed
 from minigate.service.payments import check_payment
 from minigate.store import repo
-from minigate.store.models import Event
+from minigate.store.models import Event, Notification
 from tests.reliability.conftest import WEBHOOK_SECRET, Rig
 
 
@@ -56,8 +56,16 @@ async def test_concurrent_notifications_pollers_and_status_pay_once(rig: Rig) ->
     results = await asyncio.gather(*notifications, *pollers, status)
     acks = results[:50]
     assert all(r.status_code == 200 and r.text == "sent" for r in acks)
+    assert results[-1].status_code == 200 and results[-1].json()["status"] in ("pending", "paid")
     assert (await rig.gw.get_order(order["id"]))["status"] == "paid"
     assert await _event_count(rig, order["id"], "order.paid") == 1
+    async with rig.gw.ctx.sessions() as session:
+        outbox = select(func.count()).select_from(Event).where(Event.order_id == order["id"],
+                                                               Event.deliver == 1)
+        assert (await session.execute(outbox)).scalar_one() == 1
+        records = select(func.count()).select_from(Notification).where(
+            Notification.order_id == order["id"])
+        assert (await session.execute(records)).scalar_one() == 1  # 49 were duplicates
 
 
 async def test_lost_reply_then_retry_gives_one_provider_order(rig: Rig) -> None:
@@ -195,14 +203,25 @@ async def test_undeliverable_webhook_parks_then_redelivers(rig: Rig) -> None:
 async def test_hostile_notifications_send_nothing_to_the_merchant(rig: Rig) -> None:
     order, _, reference = await _pending(rig)
     forged = _paid_form(reference, "12.30").replace(b"signature=", b"signature=00")
+    tampered = _paid_form(reference, "12.30").replace(b"amount=12.30", b"amount=1230.00")
     wrong_amount = _paid_form(reference, "0.01")
-    for body in (forged, wrong_amount, b"\xff\xfe", b"merchant_reference=" + reference.encode()):
-        await rig.gw.api.post("/v1/notify/latipay", content=body)
+    acks = []
+    for body in (forged, tampered, wrong_amount, b"\xff\xfe",
+                 b"merchant_reference=" + reference.encode()):
+        r = await rig.gw.api.post("/v1/notify/latipay", content=body)
+        acks.append(r.text == "sent")
+    assert acks == [False, False, True, False, False]  # only the signed one is recorded
     for _ in range(3):
         await rig.run_jobs(seconds=5)
     final = await rig.gw.get_order(order["id"])
-    assert final["status"] == "pending"
-    assert rig.merchant.received == []
+    assert final["status"] == "pending" and final["flagged"] is True
+    types = [e["type"] for e in final["timeline"]]
+    assert types.count("security.notification_mismatch") == 1 and "order.paid" not in types
+    async with rig.gw.ctx.sessions() as session:
+        outbox = select(func.count()).select_from(Event).where(Event.order_id == order["id"],
+                                                               Event.deliver == 1)
+        assert (await session.execute(outbox)).scalar_one() == 0
+    assert rig.merchant.received == [] and rig.merchant.attempts == 0
 
 
 async def test_two_workers_claim_disjoint_work(rig: Rig) -> None:
