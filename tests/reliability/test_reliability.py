@@ -272,3 +272,31 @@ async def test_a_failed_refund_query_never_fails_the_refund(rig: Rig) -> None:
     again = await rig.gw.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "7.00"},
                                   headers=rig.gw.merchant())
     assert again.status_code == 422  # the unknown 4.00 is still reserved
+
+
+async def test_unverifiable_notifications_bring_a_query_forward_at_most_once(rig: Rig) -> None:
+    from minigate.service.notifications import HINT_INTERVAL
+
+    order, _, reference = await _pending(rig)
+    queries = "/sandbox/latipay/v2/transaction/"
+    await rig.run_jobs(seconds=21)  # the scheduled first check
+    assert rig.faults.count(queries) == 1
+    forged = _paid_form(reference, "12.30").replace(b"signature=", b"signature=00")
+    for _ in range(10):  # a flood of forged callbacks naming the order, all at once
+        r = await rig.gw.api.post("/v1/notify/latipay", content=forged)
+        assert r.status_code == 400
+        await rig.run_jobs()
+    assert rig.faults.count(queries) == 2  # one query brought forward, not ten
+    await rig.run_jobs(seconds=HINT_INTERVAL.total_seconds() + 1)
+    await rig.gw.api.post("/v1/notify/latipay", content=forged)
+    await rig.run_jobs()
+    assert rig.faults.count(queries) == 2  # the next scheduled check is due soon anyway
+    await rig.run_jobs(seconds=30)
+    assert rig.faults.count(queries) == 3  # ... and here it is
+    for _ in range(3):
+        await rig.gw.api.post("/v1/notify/latipay", content=forged)
+        await rig.run_jobs()
+    assert rig.faults.count(queries) == 4  # one more, a hint interval after the last one
+    detail = await rig.gw.get_order(order["id"])
+    assert detail["status"] == "pending"
+    assert [e["type"] for e in detail["timeline"]].count("security.notification_unverified") == 2
