@@ -300,3 +300,21 @@ async def test_unverifiable_notifications_bring_a_query_forward_at_most_once(rig
     detail = await rig.gw.get_order(order["id"])
     assert detail["status"] == "pending"
     assert [e["type"] for e in detail["timeline"]].count("security.notification_unverified") == 2
+
+
+async def test_webhook_host_resolving_inside_is_never_posted(rig: Rig) -> None:
+    async def metadata(host: str, port: int) -> list[str]:
+        return ["169.254.169.254"]  # e.g. DNS for merchant.test now points at the cloud's insides
+
+    rig.runner.resolver = metadata
+    order, pay, _ = await _pending(rig)
+    await rig.gw.shopper_pays(pay)
+    await rig.gw.wait_status(order["id"], "paid")
+    await rig.run_jobs()
+    await rig.run_jobs(seconds=120)
+    assert rig.merchant.attempts == 0  # no connection was made at all
+    events = (await rig.gw.api.get("/v1/events", headers=rig.gw.merchant())).json()["data"]
+    paid = [e for e in events if e["type"] == "order.paid"]
+    assert len(paid) == 1 and paid[0]["delivery"]["status"] == "pending"
+    assert paid[0]["delivery"]["attempts"] == 2
+    assert "non-public" in paid[0]["delivery"]["last_error"]
