@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     reconcile_schedule: list[int] = Field(
         default_factory=lambda: [20, 40, 60, 120, 300, 600, 1800, 3600], min_length=1
     )
+    #: Seconds a worker holds a claimed job; a crashed worker's jobs come back after it.
+    #: Keep it well above the slowest provider call (timeouts are 10 s).
+    job_lease_seconds: int = Field(default=60, ge=1, le=3600)
     #: What to do when a provider reports a payment for an order already closed:
     #: ``refund`` it automatically, or ``escalate`` (flag it and leave it to a person).
     paid_after_close: Literal["refund", "escalate"] = "refund"

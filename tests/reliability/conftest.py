@@ -48,8 +48,14 @@ class FaultyTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.lose_reply: dict[str, int] = {}
+        #: Every path requested, in order (provider calls included), to count them.
+        self.paths: list[str] = []
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for p in self.paths if p.startswith(prefix))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
         response = await self.inner.handle_async_request(request)
         left = self.lose_reply.get(request.url.path, 0)
         if left:

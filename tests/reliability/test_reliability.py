@@ -15,7 +15,7 @@ from minigate.sandbox import credentials as cred
 from minigate.service.orders import mark_closed
 from minigate.service.payments import check_payment
 from minigate.store import repo
-from minigate.store.models import Event
+from minigate.store.models import Event, Notification
 from tests.reliability.conftest import WEBHOOK_SECRET, Rig
 
 
@@ -57,8 +57,16 @@ async def test_concurrent_notifications_pollers_and_status_pay_once(rig: Rig) ->
     results = await asyncio.gather(*notifications, *pollers, status)
     acks = results[:50]
     assert all(r.status_code == 200 and r.text == "sent" for r in acks)
+    assert results[-1].status_code == 200 and results[-1].json()["status"] in ("pending", "paid")
     assert (await rig.gw.get_order(order["id"]))["status"] == "paid"
     assert await _event_count(rig, order["id"], "order.paid") == 1
+    async with rig.gw.ctx.sessions() as session:
+        outbox = select(func.count()).select_from(Event).where(Event.order_id == order["id"],
+                                                               Event.deliver == 1)
+        assert (await session.execute(outbox)).scalar_one() == 1
+        records = select(func.count()).select_from(Notification).where(
+            Notification.order_id == order["id"])
+        assert (await session.execute(records)).scalar_one() == 1  # 49 were duplicates
 
 
 async def test_lost_reply_then_retry_gives_one_provider_order(rig: Rig) -> None:
@@ -196,14 +204,25 @@ async def test_undeliverable_webhook_parks_then_redelivers(rig: Rig) -> None:
 async def test_hostile_notifications_send_nothing_to_the_merchant(rig: Rig) -> None:
     order, _, reference = await _pending(rig)
     forged = _paid_form(reference, "12.30").replace(b"signature=", b"signature=00")
+    tampered = _paid_form(reference, "12.30").replace(b"amount=12.30", b"amount=1230.00")
     wrong_amount = _paid_form(reference, "0.01")
-    for body in (forged, wrong_amount, b"\xff\xfe", b"merchant_reference=" + reference.encode()):
-        await rig.gw.api.post("/v1/notify/latipay", content=body)
+    acks = []
+    for body in (forged, tampered, wrong_amount, b"\xff\xfe",
+                 b"merchant_reference=" + reference.encode()):
+        r = await rig.gw.api.post("/v1/notify/latipay", content=body)
+        acks.append(r.text == "sent")
+    assert acks == [False, False, True, False, False]  # only the signed one is recorded
     for _ in range(3):
         await rig.run_jobs(seconds=5)
     final = await rig.gw.get_order(order["id"])
-    assert final["status"] == "pending"
-    assert rig.merchant.received == []
+    assert final["status"] == "pending" and final["flagged"] is True
+    types = [e["type"] for e in final["timeline"]]
+    assert types.count("security.notification_mismatch") == 1 and "order.paid" not in types
+    async with rig.gw.ctx.sessions() as session:
+        outbox = select(func.count()).select_from(Event).where(Event.order_id == order["id"],
+                                                               Event.deliver == 1)
+        assert (await session.execute(outbox)).scalar_one() == 0
+    assert rig.merchant.received == [] and rig.merchant.attempts == 0
 
 
 async def test_two_workers_claim_disjoint_work(rig: Rig) -> None:
@@ -367,3 +386,49 @@ async def test_a_stale_refund_answer_never_reopens_a_settled_refund(rig: Rig) ->
     assert detail["refunds"][0]["status"] == "succeeded"
     assert detail["amount_refunded"] == "15.00" and detail["status"] == "partially_refunded"
     assert [e["type"] for e in detail["timeline"]].count("refund.succeeded") == 1
+
+
+async def test_unverifiable_notifications_bring_a_query_forward_at_most_once(rig: Rig) -> None:
+    from minigate.service.notifications import HINT_INTERVAL
+
+    order, _, reference = await _pending(rig)
+    queries = "/sandbox/latipay/v2/transaction/"
+    await rig.run_jobs(seconds=21)  # the scheduled first check
+    assert rig.faults.count(queries) == 1
+    forged = _paid_form(reference, "12.30").replace(b"signature=", b"signature=00")
+    for _ in range(10):  # a flood of forged callbacks naming the order, all at once
+        r = await rig.gw.api.post("/v1/notify/latipay", content=forged)
+        assert r.status_code == 400
+        await rig.run_jobs()
+    assert rig.faults.count(queries) == 2  # one query brought forward, not ten
+    await rig.run_jobs(seconds=HINT_INTERVAL.total_seconds() + 1)
+    await rig.gw.api.post("/v1/notify/latipay", content=forged)
+    await rig.run_jobs()
+    assert rig.faults.count(queries) == 2  # the next scheduled check is due soon anyway
+    await rig.run_jobs(seconds=30)
+    assert rig.faults.count(queries) == 3  # ... and here it is
+    for _ in range(3):
+        await rig.gw.api.post("/v1/notify/latipay", content=forged)
+        await rig.run_jobs()
+    assert rig.faults.count(queries) == 4  # one more, a hint interval after the last one
+    detail = await rig.gw.get_order(order["id"])
+    assert detail["status"] == "pending"
+    assert [e["type"] for e in detail["timeline"]].count("security.notification_unverified") == 2
+
+
+async def test_webhook_host_resolving_inside_is_never_posted(rig: Rig) -> None:
+    async def metadata(host: str, port: int) -> list[str]:
+        return ["169.254.169.254"]  # e.g. DNS for merchant.test now points at the cloud's insides
+
+    rig.runner.resolver = metadata
+    order, pay, _ = await _pending(rig)
+    await rig.gw.shopper_pays(pay)
+    await rig.gw.wait_status(order["id"], "paid")
+    await rig.run_jobs()
+    await rig.run_jobs(seconds=120)
+    assert rig.merchant.attempts == 0  # no connection was made at all
+    events = (await rig.gw.api.get("/v1/events", headers=rig.gw.merchant())).json()["data"]
+    paid = [e for e in events if e["type"] == "order.paid"]
+    assert len(paid) == 1 and paid[0]["delivery"]["status"] == "pending"
+    assert paid[0]["delivery"]["attempts"] == 2
+    assert "non-public" in paid[0]["delivery"]["last_error"]

@@ -37,6 +37,16 @@ async def test_no_secret_leaks(rig: Rig, caplog: pytest.LogCaptureFixture) -> No
         await gw.api.post("/v1/orders", json={"amount": 1}, headers=gw.merchant()),
     ):
         bodies.append(response.text)
+    # A WeChat Pay v3 flow too: its private key and APIv3 key sign and decrypt everything.
+    wx = await gw.create_order(provider="wechatpay", currency="CNY", amount="8.80")
+    wx_pay = await gw.api.post(f"/v1/client/orders/{wx['id']}/pay",
+                               json={"client_token": wx["client_token"],
+                                     "login_code": await gw.login_code()})
+    bodies.append(wx_pay.text)
+    await gw.shopper_pays(wx_pay.json())
+    await gw.wait_status(wx["id"], "paid")
+    r = await gw.api.post(f"/v1/orders/{wx['id']}/refunds", json={}, headers=gw.merchant())
+    bodies.append(r.text)
     await rig.run_jobs(seconds=120)
     bodies.append((await gw.api.get("/v1/events", headers=gw.merchant())).text)
     bodies.append(json.dumps(await gw.get_order(order["id"])))
@@ -47,8 +57,12 @@ async def test_no_secret_leaks(rig: Rig, caplog: pytest.LogCaptureFixture) -> No
     assert rig.merchant.received, "the flow should have delivered webhooks"
 
     session_keys = [s for s in _session_keys(gw)]
+    assert len(session_keys) >= 2, "the login simulator should have issued session keys"
+    wechat = gw.ctx.settings.wechatpay
+    pem_lines = wechat.private_key.get_secret_value().strip().splitlines()[1:-1]
+    assert pem_lines, "the sandbox WeChat Pay private key should be inline"
     canaries = [API_KEY, cred.LATIPAY_API_KEY, cred.MINI_APP_SECRET, WEBHOOK_SECRET,
-                *session_keys]
+                wechat.apiv3_key.get_secret_value(), *pem_lines, *session_keys]
     haystacks = {"logs": caplog.text, "responses": "\n".join(bodies), "events": stored,
                  "webhooks": webhooks}
     for where, text in haystacks.items():

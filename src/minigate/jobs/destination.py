@@ -49,18 +49,28 @@ def check_url(url: str, *, require_https: bool, allow_loopback: bool) -> tuple[s
     if parts.username or parts.password:
         raise UnsafeDestination("webhook URL must not carry credentials", param="webhook_url")
     host = parts.hostname
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host == "localhost" or host.endswith(".localhost"):
-            if not allow_loopback:
-                raise UnsafeDestination("webhook URL points at this machine",
-                                        param="webhook_url") from None
-    else:
-        if not _address_allowed(host, allow_loopback):
-            raise UnsafeDestination(f"webhook URL address {host} is not public",
-                                    param="webhook_url")
+    literal = _literal_ip(host)
+    if literal is None:
+        name = host.rstrip(".")
+        if (name == "localhost" or name.endswith(".localhost")) and not allow_loopback:
+            raise UnsafeDestination("webhook URL points at this machine", param="webhook_url")
+    elif not _address_allowed(literal, allow_loopback):
+        raise UnsafeDestination(f"webhook URL address {host} is not public",
+                                param="webhook_url")
     return host, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _literal_ip(host: str) -> str | None:
+    """The address a host names literally, including the legacy IPv4 spellings that
+    resolvers accept (``2130706433``, ``127.1``, ``0x7f.1`` are all 127.0.0.1)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 async def system_resolver(host: str, port: int) -> list[str]:

@@ -36,6 +36,7 @@ from minigate.store.models import Event, Order, Payment, Refund
 
 log = logging.getLogger("minigate.jobs")
 
+#: The default lease; ``Settings.job_lease_seconds`` sets the one a runner uses.
 LEASE = timedelta(seconds=60)
 BATCH = 50
 #: Merchant webhooks: retried with backoff and jitter for at least this long, then parked.
@@ -108,6 +109,10 @@ class JobRunner:
                 log.exception("job %s on %s failed", job.__name__, item)
         return len(ids)
 
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.ctx.settings.job_lease_seconds)
+
     async def _claim(self, model: Any, condition: Any, due_column: Any) -> list[Any]:
         now = self.ctx.clock.now()
         key = model.seq if model is Event else model.id
@@ -119,7 +124,7 @@ class JobRunner:
                 from sqlalchemy import update
 
                 await session.execute(update(model).where(key.in_(ids))
-                                      .values({due_column.key: now + LEASE})
+                                      .values({due_column.key: now + self.lease})
                                       .execution_options(synchronize_session=False))
         return ids
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +28,7 @@ from minigate.service.context import ServiceContext
 from minigate.service.payments import settle_payment
 from minigate.service.refunds import settle_refund
 from minigate.store import repo
-from minigate.store.models import Notification
+from minigate.store.models import Event, Notification
 
 log = logging.getLogger("minigate.notifications")
 
@@ -88,12 +89,21 @@ async def _query_sooner(
         if payment is None or payment.status not in ("created", "pending", "unknown"):
             return
         if payment.next_check_at is not None and payment.next_check_at <= now + HINT_INTERVAL:
-            return  # a check is due soon anyway: this is how the hint is rate-limited
+            return  # a check is due soon anyway
+        if await _hinted_since(session, payment.order_id, now - HINT_INTERVAL):
+            return  # a flood of forged callbacks must not become a flood of provider queries
         payment.next_check_at = now
         repo.add_event(session, EventType.NOTIFICATION_UNVERIFIED, now,
                        order_id=payment.order_id, data={"reason": reason[:200]},
                        webhooks=False)
     ctx.kick()
+
+
+async def _hinted_since(session: AsyncSession, order_id: str, since: datetime) -> bool:
+    stmt = select(Event.seq).where(
+        Event.order_id == order_id, Event.type == EventType.NOTIFICATION_UNVERIFIED.value,
+        Event.created_at > since).limit(1)
+    return (await session.execute(stmt)).first() is not None
 
 
 async def _record_and_apply(

@@ -250,8 +250,10 @@ async def settle_payment(
         return target.value
     if state.status is P.PENDING and payment.status == "unknown":
         payment.status, payment.updated_at = "pending", now
-        await repo.move_order(session, order, OrderStatus.PENDING, now,
-                              allowed_from={OrderStatus.CREATED, OrderStatus.UNKNOWN})
+        if await repo.move_order(session, order, OrderStatus.PENDING, now,
+                                 allowed_from={OrderStatus.CREATED, OrderStatus.UNKNOWN}):
+            repo.add_event(session, EventType.ORDER_PENDING, now, order_id=order.id,
+                           data={"source": source}, webhooks=False)
         return "pending"
     return "noop"
 
