@@ -20,11 +20,11 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minigate.config import Settings
@@ -39,6 +39,8 @@ log = logging.getLogger("minigate.jobs")
 #: The default lease; ``Settings.job_lease_seconds`` sets the one a runner uses.
 LEASE = timedelta(seconds=60)
 BATCH = 50
+#: How often a runner deletes Idempotency-Keys older than their retention (24 h).
+PURGE_EVERY = timedelta(minutes=10)
 #: Merchant webhooks: retried with backoff and jitter for at least this long, then parked.
 DELIVERY_WINDOW = timedelta(hours=25)
 
@@ -62,6 +64,7 @@ class JobRunner:
         self.poll_interval = poll_interval
         self.worker_id = worker_id
         self._task: asyncio.Task[None] | None = None
+        self._next_purge: datetime | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="minigate-jobs")
@@ -94,6 +97,7 @@ class JobRunner:
         done += await self._each(await self._claim(Refund, Refund.status.in_(
             ["pending", "unknown"]), Refund.next_check_at), self._check_refund)
         done += await self._each(await self._claim_expired(), self._expire)
+        await self._purge_idempotency_keys()
         if self.ctx.settings.webhook_url:
             done += await self._each(await self._claim(Event, Event.delivery_status == "pending",
                                                        Event.next_attempt_at), self._deliver)
@@ -109,6 +113,18 @@ class JobRunner:
                 log.exception("job %s on %s failed", job.__name__, item)
         return len(ids)
 
+    async def _purge_idempotency_keys(self) -> None:
+        """Forget Idempotency-Keys past their retention, at most once per PURGE_EVERY."""
+        from minigate.service.idempotency import purge_expired
+
+        now = self.ctx.clock.now()
+        if self._next_purge is not None and now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_EVERY
+        purged = await purge_expired(self.ctx)
+        if purged:
+            log.info("forgot %d expired Idempotency-Keys", purged)
+
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.ctx.settings.job_lease_seconds)
@@ -121,23 +137,28 @@ class JobRunner:
                     .order_by(due_column).limit(BATCH))
             ids = list((await session.execute(self._lock(session, stmt))).scalars())
             if ids:
-                from sqlalchemy import update
-
                 await session.execute(update(model).where(key.in_(ids))
                                       .values({due_column.key: now + self.lease})
                                       .execution_options(synchronize_session=False))
         return ids
 
     async def _claim_expired(self) -> list[str]:
-        """Open orders past expiry. Not leased: closing is a conditional update, so two
-        workers closing the same order produce one ``order.closed``."""
+        """Open orders past expiry whose ``close_after`` has passed, leased like the rest:
+        a close that fails at the provider is tried again when the lease runs out, not on
+        every pass, and an order the provider may not close yet waits until it may."""
         now = self.ctx.clock.now()
-        async with self.ctx.sessions() as session:
+        async with self.ctx.sessions() as session, session.begin():
             stmt = (select(Order.id)
                     .where(Order.status.in_([s.value for s in OPEN_STATES]),
-                           Order.expires_at <= now)
+                           Order.expires_at <= now,
+                           or_(Order.close_after.is_(None), Order.close_after <= now))
                     .order_by(Order.expires_at).limit(BATCH))
-            return list((await session.execute(stmt)).scalars())
+            ids = list((await session.execute(self._lock(session, stmt))).scalars())
+            if ids:
+                await session.execute(update(Order).where(Order.id.in_(ids))
+                                      .values(close_after=now + self.lease)
+                                      .execution_options(synchronize_session=False))
+        return ids
 
     @staticmethod
     def _lock(session: AsyncSession, stmt: Any) -> Any:

@@ -42,9 +42,19 @@ OPEN_REFUND = (RefundStatus.PENDING.value, RefundStatus.UNKNOWN.value)
 async def create_refund(
     ctx: ServiceContext, order_id: str, amount: str | None, reason: str = ""
 ) -> dict[str, Any]:
-    """Reserve the amount, record the refund with its provider number, then ask the provider."""
+    """Reserve the amount, record the refund with its provider number, then ask the provider.
+
+    Once the reservation is committed the refund exists: whatever goes wrong while sending
+    it, the answer is that refund, still pending, and the reconciler sends it later under
+    the same number. (Raising instead would make the Idempotency-Key forget the request, and
+    the merchant's retry would reserve and send a second refund.)
+    """
     refund = await _reserve(ctx, order_id, amount, reason)
-    return await submit_refund(ctx, refund.id)
+    try:
+        return await submit_refund(ctx, refund.id)
+    except Exception:
+        log.exception("refund %s: sending failed; the reconciler will send it", refund.id)
+        return refund_view(refund)
 
 
 async def _reserve(ctx: ServiceContext, order_id: str, amount: str | None, reason: str) -> Refund:

@@ -74,6 +74,9 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
     version: Mapped[int] = mapped_column(Integer, default=1)
+    #: Expiry: not before this may a worker try to close the order (its lease while one
+    #: works on it; the provider's earliest close time; a wait after a failed close).
+    close_after: Mapped[datetime | None] = mapped_column(nullable=True)
 
     __table_args__ = (
         Index("ix_orders_created", "created_at", "id"),
