@@ -13,15 +13,23 @@ process (HTTP over an in-process ASGI transport, no sockets) and measures, with
 It also counts SQL statements and pool checkouts per operation. The figures are for
 comparing two versions of ``src/`` on one machine, not for quoting throughput: the load
 benchmark (``python -m bench run``) measures real HTTP from a separate process.
+
+``--memory N`` instead runs N checkouts + notifications under ``tracemalloc`` (after a
+warm-up) and says which code kept the memory that is still allocated afterwards, per
+operation: minigate's own modules, the sandbox simulators, or libraries. In sandbox mode
+the simulators keep every order they ever saw, as a provider does; this separates that
+growth from minigate's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import secrets
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -96,7 +104,38 @@ async def _measure(label: str, n: int, counter: Counter,
     return best
 
 
-async def run(kind: str, n: int) -> list[dict[str, Any]]:
+async def _memory(n: int, checkout: Callable[[int], Awaitable[None]],
+                  notify: Callable[[int], Awaitable[None]]) -> list[dict[str, Any]]:
+    """Bytes still allocated per (checkout + notification), by the code that allocated them."""
+    for i in range(min(300, n)):  # warm-up: caches and pools reach their size
+        await checkout(n + i)
+    gc.collect()
+    tracemalloc.start(10)
+    before = tracemalloc.take_snapshot()
+    for i in range(n):
+        await checkout(i)
+        await notify(i)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    owners: dict[str, int] = {}
+    for stat in after.compare_to(before, "traceback"):
+        owner = _owner([frame.filename for frame in stat.traceback])
+        owners[owner] = owners.get(owner, 0) + stat.size_diff
+    return [{"owner": k, "bytes_per_op": v / n}
+            for k, v in sorted(owners.items(), key=lambda kv: -kv[1])]
+
+
+def _owner(files: list[str]) -> str:
+    """The innermost minigate module on the allocation's stack, else the library."""
+    for name in reversed(files):  # tracemalloc lists the oldest frame first
+        if "/minigate/" in name and "site-packages" not in name:
+            return "minigate/" + name.rsplit("/minigate/", 1)[1]
+    last = files[-1] if files else "?"
+    return last.rsplit("site-packages/", 1)[-1]
+
+
+async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
     db = Database(kind, Path(tempfile.mkdtemp(prefix="mg-inproc-")))
     await db.create()
     bench = LATIPAY
@@ -133,6 +172,8 @@ async def run(kind: str, n: int) -> list[dict[str, Any]]:
         assert r.status_code == 200, r.text
 
     try:
+        if memory:
+            return await _memory(n, checkout, notify_service)
         return [await _measure("notification", n, counter, notify_http),
                 await _measure("notification (service)", n, counter, notify_service),
                 await _measure("checkout", n, counter, checkout)]
@@ -147,8 +188,16 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--n", type=int, default=300, help="operations per measurement")
+    parser.add_argument("--memory", action="store_true",
+                        help="where the memory kept after --n operations was allocated")
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    if args.memory:
+        for kind in kinds:
+            print(f"{kind}: bytes still allocated per checkout + notification, by owner")
+            for row in asyncio.run(run(kind, args.n, memory=True))[:12]:
+                print(f"  {row['bytes_per_op']:9.0f}  {row['owner']}")
+        return
     print(f"{'db':9} {'op':24} {'n':>5} {'CPU ms/op':>10} {'wall ms/op':>11} "
           f"{'SQL/op':>7} {'pool/op':>8}")
     for kind in kinds:
