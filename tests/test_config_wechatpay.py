@@ -11,6 +11,22 @@ from minigate.sandbox.wechat_keys import sandbox_wechat_keys
 from minigate.transport import HttpxTransport
 
 
+def test_v2_without_a_client_certificate_warns_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    account = {"api_version": "v2", "mchid": "1900000001", "apiv2_key": "k" * 32,
+               "appid": "wxapp"}
+    with caplog.at_level("WARNING", logger="minigate.wechatpay"):
+        build_providers(load_settings(wechatpay=account), HttpxTransport())
+    assert "client certificate" in caplog.text and "k" * 32 not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="minigate.wechatpay"):
+        build_providers(load_settings(wechatpay=account | {
+            "client_cert_path": "/etc/minigate/apiclient_cert.pem",
+            "client_key_path": "/etc/minigate/apiclient_key.pem"}), HttpxTransport())
+    assert "client certificate" not in caplog.text
+
+
 def test_v2_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINIGATE_WECHATPAY__API_VERSION", "v2")
     monkeypatch.setenv("MINIGATE_WECHATPAY__MCHID", "1900000001")

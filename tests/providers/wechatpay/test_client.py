@@ -189,3 +189,37 @@ async def test_refund_answer_with_a_bad_signature_is_not_a_refusal() -> None:
     with pytest.raises(ProviderError) as exc:
         await client.refund(request)
     assert exc.value.code == "provider_bad_signature" and exc.value.provider_code is None
+
+
+def test_fetched_platform_certificates_past_their_validity_are_left_out() -> None:
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    from minigate.providers.wechatpay import v3_messages as v3
+    from minigate.providers.wechatpay.keys import serial_hex
+
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired platform cert")])
+    old = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+           .public_key(key.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(now - timedelta(days=5 * 365))
+           .not_valid_after(now - timedelta(days=1)).sign(key, hashes.SHA256()))
+    keys = sandbox_wechat_keys()
+    entries = [(keys.platform_serial, keys.platform_cert_pem),
+               (serial_hex(old.serial_number), old.public_bytes(serialization.Encoding.PEM))]
+    body = json.dumps({"data": [{"serial_no": serial, "encrypt_certificate": {
+        "algorithm": "AEAD_AES_256_GCM", "nonce": "abcdefghijkl",
+        "associated_data": "certificate",
+        "ciphertext": v3sign.aes_gcm_encrypt(WECHATPAY_APIV3_KEY, "abcdefghijkl",
+                                             "certificate", pem)}}
+        for serial, pem in entries]}).encode()
+    account = make_client()[0].account
+    response = HttpResponse(200, {}, body)
+    assert [c.serial_no for c in v3.parse_certificates(account, response, now)] == [
+        keys.platform_serial]
+    assert len(v3.parse_certificates(account, response)) == 2  # no clock: nothing judged

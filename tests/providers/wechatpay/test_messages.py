@@ -147,6 +147,21 @@ def test_v2_md5_notification_for_an_hmac_account_is_accepted() -> None:
         v2.verify_notification(V2, to_xml({**signed, "sign_type": "SHA1"}))
 
 
+def test_v2_signed_failure_notification_is_only_a_hint() -> None:
+    """result_code FAIL carries no transaction_id: acked (or WeChat re-sends it for a day),
+    never a transition, and the payment is queried; unsigned, it is refused as always."""
+    fields = {"return_code": "SUCCESS", "result_code": "FAIL", "err_code": "PAYERROR",
+              "appid": V2.appid, "mch_id": V2.mchid, "out_trade_no": REF.provider_order_no,
+              "nonce_str": "n1", "sign_type": "MD5"}
+    signed = {**fields, "sign": v2sign.sign(fields, V2.api_key, "MD5")}
+    verified = v2.verify_notification(V2, to_xml(signed))
+    assert verified.trusted is False and verified.payment is not None
+    assert verified.payment.provider_order_no == REF.provider_order_no
+    assert verified.payment.status is not P.PAID
+    with pytest.raises(NotificationRejected):
+        v2.verify_notification(V2, to_xml({**signed, "sign": "0" * 32}))
+
+
 def test_v2_refund_notification_from_the_req_info_vector() -> None:
     v = vectors()["v2_refund_reqinfo_selfgenerated"]
     account = v2.V2Account("1900009999", "wxapp", v["api_key"])

@@ -77,7 +77,7 @@ class WechatpayV3Client:
         self._last_refresh = self._clock.now().timestamp()
         response = await self._transport.send(
             v3.build_certificates(self.account, self._now(), self._nonce()))
-        certs = v3.parse_certificates(self.account, response)
+        certs = v3.parse_certificates(self.account, response, self._clock.now())
         # The list is signed by one of the certificates it carries: add, then verify.
         candidate = v3sign.KeyRing(dict(self.ring.keys))
         candidate.add_all((c.serial_no, c.public_key) for c in certs)

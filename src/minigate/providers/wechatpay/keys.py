@@ -8,6 +8,7 @@ both end up as ``cryptography`` key objects here and nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -60,6 +61,12 @@ class PlatformCertificate:
 
     serial_no: str
     public_key: RSAPublicKey
+    not_after: datetime | None = None
+
+    def expired_at(self, when: datetime) -> bool:
+        """Past its validity. (One not valid *yet* is kept: WeChat publishes the next
+        certificate ahead of a rotation.)"""
+        return self.not_after is not None and when > self.not_after
 
 
 def load_certificate(pem: bytes) -> PlatformCertificate:
@@ -70,7 +77,7 @@ def load_certificate(pem: bytes) -> PlatformCertificate:
     key = cert.public_key()
     if not isinstance(key, RSAPublicKey):
         raise KeyLoadError("platform certificate key is not RSA")
-    return PlatformCertificate(serial_hex(cert.serial_number), key)
+    return PlatformCertificate(serial_hex(cert.serial_number), key, cert.not_valid_after_utc)
 
 
 def serial_hex(serial: int) -> str:

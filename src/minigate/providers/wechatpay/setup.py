@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from minigate.clock import Clock
 from minigate.config import WechatpaySettings
 from minigate.providers.base import ClientCertificate, ProviderClient, Transport
@@ -9,6 +11,10 @@ from minigate.providers.wechatpay import keys, v3sign
 from minigate.providers.wechatpay.client import WechatpayV2Client, WechatpayV3Client
 from minigate.providers.wechatpay.v2_messages import V2Account
 from minigate.providers.wechatpay.v3_messages import V3Account
+
+log = logging.getLogger("minigate.wechatpay")
+#: WeChat Pay's own API (the simulator and test doubles live elsewhere).
+WECHAT_PAY_HOST = "https://api.mch.weixin.qq.com"
 
 
 def build_v3(name: str, cfg: WechatpaySettings, appid: str, transport: Transport,
@@ -31,6 +37,9 @@ def build_v2(name: str, cfg: WechatpaySettings, appid: str, transport: Transport
              clock: Clock | None = None) -> WechatpayV2Client:
     cert = (ClientCertificate(cfg.client_cert_path, cfg.client_key_path)
             if cfg.client_cert_path and cfg.client_key_path else None)
+    if cert is None and cfg.base_url.startswith(WECHAT_PAY_HOST):
+        log.warning("%s: no client_cert_path/client_key_path: WeChat Pay refuses API v2 "
+                    "refunds without the merchant's API client certificate", name)
     account = V2Account(cfg.mchid, cfg.appid or appid, cfg.apiv2_key.get_secret_value(),
                         cfg.sign_type, cfg.base_url, cert)
     return WechatpayV2Client(account, transport, clock=clock, name=name,

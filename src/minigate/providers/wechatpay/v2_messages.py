@@ -256,6 +256,14 @@ def verify_notification(account: V2Account, body: bytes) -> VerifiedNotification
     # Some notifications come MD5-signed although the order used HMAC: trust their own field.
     if not v2sign.signatures_match(fields, account.api_key, fields.get("sign_type") or v2sign.MD5):
         raise NotificationRejected("sign does not verify")
+    if fields.get("result_code") != "SUCCESS" and fields.get("out_trade_no"):
+        # A signed report of a failed attempt (no transaction_id): the shopper may still pay
+        # the same prepay, so it moves nothing; acked (or WeChat re-sends it for a day) and
+        # the payment is queried now.
+        state = payment_state(fields)
+        key = f"fail:{fields['out_trade_no']}:{fields.get('nonce_str', '')}"
+        return VerifiedNotification(event_key=key, payment=state, trusted=False,
+                                    raw={k: v for k, v in fields.items() if k != "sign"})
     txn = fields.get("transaction_id", "")
     if not txn or not fields.get("out_trade_no"):
         raise NotificationRejected("transaction_id and out_trade_no are required")

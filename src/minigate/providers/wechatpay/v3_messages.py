@@ -282,9 +282,11 @@ def build_certificates(account: V3Account, timestamp: int, nonce: str) -> HttpRe
     return signed_request(account, "GET", "/v3/certificates", b"", timestamp, nonce)
 
 
-def parse_certificates(account: V3Account,
-                       response: HttpResponse) -> list[keys.PlatformCertificate]:
-    """Each ``encrypt_certificate`` is decrypted with the APIv3 key (AAD "certificate")."""
+def parse_certificates(account: V3Account, response: HttpResponse,
+                       now: datetime | None = None) -> list[keys.PlatformCertificate]:
+    """Each ``encrypt_certificate`` is decrypted with the APIv3 key (AAD "certificate").
+    Certificates expired at ``now`` are left out: a signature by an expired platform key
+    proves nothing."""
     raise_for_error(response, "certificates")
     found: list[keys.PlatformCertificate] = []
     for item in json_object(response, "certificates").get("data") or []:
@@ -302,7 +304,8 @@ def parse_certificates(account: V3Account,
         if not v3sign.same_text(cert.serial_no, str(item.get("serial_no", "")).upper()):
             raise ProviderError("WeChat Pay certificates: serial does not match its certificate",
                                 provider="wechatpay")
-        found.append(cert)
+        if now is None or not cert.expired_at(now):
+            found.append(cert)
     return found
 
 
