@@ -36,7 +36,7 @@ from typing import Any
 from bench import report, soak, wxkeys
 from bench.load import Spec, worker_main
 from bench.providers import PROVIDERS, ProviderBench, parse_providers
-from bench.servers import Database, Monitor, Server, workdir
+from bench.servers import Database, Monitor, SandboxProcess, Server, workdir
 
 SUITES = ("core", "workers", "rows", "soak")
 DEFAULT_SUITES = "core,workers,rows"
@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "when soak is the only suite)")
     run.add_argument("--soak-rate", type=float, default=20.0,
                      help="soak: checkouts/s and notifications/s, each (default 20)")
+    run.add_argument("--soak-live", action="store_true",
+                     help="soak minigate in live mode against a separate 'minigate sandbox' "
+                          "process (Latipay only), so its RSS holds no simulator state")
     run.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
     run.add_argument("--rows", type=int, default=1_000_000,
                      help="orders already in the database for the large case of 'rows'")
@@ -79,6 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.providers = parse_providers(args.provider)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.soak_live and args.providers != ["latipay"]:
+        parser.error("--soak-live drives Latipay only: add --provider latipay")
     explicit_duration = args.duration
     if args.duration is None:
         args.duration = 5.0 if args.quick else 15.0
@@ -203,10 +208,10 @@ class Bench:
         return int(2500 * self.args.duration * extra_phases) + 3000
 
     # -- servers ---------------------------------------------------------------------------
-    def start(self, kind: str, db: Database, n: int = 1) -> list[Server]:
+    def start(self, kind: str, db: Database, n: int = 1, live_sandbox: str = "") -> list[Server]:
         servers = []
         for _ in range(n):
-            server = Server(kind, db.url, self.tmp)
+            server = Server(kind, db.url, self.tmp, live_sandbox=live_sandbox)
             server.start()
             self.monitor.watch(f"{kind}:{server.port}", server.pid)
             servers.append(server)
@@ -364,13 +369,19 @@ class Bench:
         try:
             pool = int(self.args.soak_rate * self.args.soak_duration * 1.2) + 1000
             ids = self.seed(db, p, pool)
-            servers = self.start("minigate", db)
+            sandbox = SandboxProcess(self.tmp) if self.args.soak_live else None
+            if sandbox is not None:
+                sandbox.start()
+            servers = self.start("minigate", db, live_sandbox=sandbox.base if sandbox else "")
             meta = {"suite": "soak", "db": kind, "server": "minigate"}
-            phase = f"soak/{p.name}/{kind}"
+            phase = f"soak/{p.name}/{kind}" + ("/live" if sandbox else "")
             try:
-                rows, cpu = self._soak_load(meta, servers, p, pool, phase)
+                rows, cpu = self._soak_load(meta, servers, p, pool, phase,
+                                            sandbox.base if sandbox else "")
             finally:
                 self.stop(servers)
+                if sandbox is not None:
+                    sandbox.stop()
             notified = [i for r in rows for i in r["notified"]]
             if notified:
                 self._verify(db, ids, notified, f"{p.name} {kind} soak")
@@ -384,12 +395,13 @@ class Bench:
             asyncio.run(db.drop())
 
     def _soak_load(self, meta: dict[str, Any], servers: list[Server], p: ProviderBench,
-                   pool: int, phase: str) -> tuple[list[dict[str, Any]], float]:
+                   pool: int, phase: str, wallet_base: str) -> tuple[list[dict[str, Any]], float]:
         """Checkout and notification load processes at the same time, open loop."""
         a, labels = self.args, [f"{s.kind}:{s.port}" for s in servers]
         ops = ["checkout"] + (["notification"] if p.notifies else [])
         specs = [self.spec(op, servers, p, mode="open", rate=a.soak_rate,
-                           duration=a.soak_duration, pool_size=pool) for op in ops]
+                           duration=a.soak_duration, pool_size=pool, wallet_base=wallet_base)
+                 for op in ops]
         self.monitor.phase = phase
         sys.stderr.write(f"  {phase}: {' + '.join(ops)} at {a.soak_rate:g}/s each for "
                          f"{a.soak_duration:.0f} s\n")
@@ -413,6 +425,7 @@ class Bench:
         ops_per_s = ok / self.args.soak_duration
         trend = soak.summarise(self.monitor.rss, f"minigate:{server.port}", phase, ops_per_s)
         return {"provider": p.name, "db": kind, "duration_s": self.args.soak_duration,
+                "mode": "live (separate sandbox process)" if self.args.soak_live else "sandbox",
                 "rate_per_op": self.args.soak_rate, "ops": ok,
                 "errors": sum(r["errors"] + r["dropped"] for r in rows),
                 "cpu_ms_per_op": round(1000 * cpu / ok, 3) if ok else None, "rss": trend}

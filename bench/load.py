@@ -38,6 +38,9 @@ class Spec:
     duration: float = 5.0
     pool_start: int = 0  # notification: first seeded order index this phase may use
     pool_size: int = 0
+    #: where the simulated shopper's ``/sandbox/wallet/login`` is, when minigate runs in
+    #: live mode against a separate sandbox process (empty: minigate's own sandbox)
+    wallet_base: str = ""
 
 
 class PoolExhausted(Exception):
@@ -93,7 +96,7 @@ class Runner:
 
     async def _login(self, base: str, i: int) -> str:
         # one simulated shopper per checkout: the simulator allows 100 logins/min per user
-        r = await self.client.post(f"{base}/sandbox/wallet/login",
+        r = await self.client.post(f"{self.spec.wallet_base or base}/sandbox/wallet/login",
                                    json_body={"user": f"bench-{self.spec.target}-{i}"})
         _expect(r, 200)
         return str(r.json()["code"])

@@ -129,14 +129,15 @@ def _targets_section(rows: list[dict[str, Any]]) -> list[str]:
 
 def _soak_section(soaks: list[dict[str, Any]]) -> list[str]:
     out = ["", "## Memory soak (one minigate process, fixed rate)", "",
-           "| provider | db | seconds | ops/s per op | ops | errors | CPU ms/op | RSS first | "
-           "last | min | max MB | growth, 2nd half | per op |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| provider | minigate mode | db | seconds | ops/s per op | ops | errors | CPU ms/op | "
+           "RSS first | last | min | max MB | growth, 2nd half | per op |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in soaks:
         r = s["rss"]
         if not r.get("samples"):
             continue
-        out.append(f"| {s['provider']} | {s['db']} | {r['seconds']:.0f} | {s['rate_per_op']:g} | "
+        out.append(f"| {s['provider']} | {s.get('mode', 'sandbox')} | {s['db']} | "
+                   f"{r['seconds']:.0f} | {s['rate_per_op']:g} | "
                    f"{s['ops']:,} | {s['errors']} | {_fmt(s['cpu_ms_per_op'])} | "
                    f"{r['first_mb']} | {r['last_mb']} | {r['min_mb']} | {r['max_mb']} | "
                    f"{r['kb_per_min']:+.1f} KB/min | {_fmt(r['kb_per_op'])} KB |")

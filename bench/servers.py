@@ -184,6 +184,9 @@ class Server:
     #: the module run as ``python -m <entry> serve`` for minigate (experiments swap it)
     entry: str = "minigate.cli"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: base URL of a separate ``minigate sandbox``: minigate then runs in live mode, with
+    #: Latipay and WeChat login pointed there (so its RSS holds no simulator state)
+    live_sandbox: str = ""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -200,7 +203,7 @@ class Server:
             "MINIGATE_MODE": "sandbox", "MINIGATE_DATABASE_URL": self.db_url,
             "MINIGATE_API_KEY": self.api_key, "MINIGATE_PUBLIC_URL": self.base,
             "MINIGATE_SANDBOX__TIME_SCALE": "1.0", "PYTHONPATH": str(ROOT),
-        } | self.extra_env
+        } | (live_env(self.live_sandbox) if self.live_sandbox else {}) | self.extra_env
         if self.kind == "minigate":
             # bench.mgserve runs ``python -m <entry> serve`` in-process with the run's
             # shared WeChat Pay sandbox keys (bench/wxkeys.py); nothing else changes.
@@ -231,6 +234,58 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def live_env(sandbox: str) -> dict[str, str]:
+    """minigate in live mode with Latipay and jscode2session at a ``minigate sandbox``."""
+    from minigate.sandbox import credentials as cred
+
+    return {
+        "MINIGATE_MODE": "live", "MINIGATE_RUN_JOBS": "true",
+        "MINIGATE_WECHAT_LOGIN__APPID": cred.MINI_APP_ID,
+        "MINIGATE_WECHAT_LOGIN__SECRET": cred.MINI_APP_SECRET,
+        "MINIGATE_WECHAT_LOGIN__BASE_URL": f"{sandbox}/sandbox/wechat-login",
+        "MINIGATE_LATIPAY__USER_ID": cred.LATIPAY_USER_ID,
+        "MINIGATE_LATIPAY__WALLET_ID": cred.LATIPAY_WALLET_ID,
+        "MINIGATE_LATIPAY__API_KEY": cred.LATIPAY_API_KEY,
+        "MINIGATE_LATIPAY__CURRENCY": cred.LATIPAY_CURRENCY,
+        "MINIGATE_LATIPAY__BASE_URL": f"{sandbox}/sandbox/latipay",
+    }
+
+
+@dataclass
+class SandboxProcess:
+    """``minigate sandbox`` (the simulators alone) on a free loopback port."""
+
+    logdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        cmd = [sys.executable, "-m", "minigate.cli", "sandbox", "--port", str(self.port)]
+        log = open(self.logdir / f"sandbox-{self.port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     env=os.environ | {"PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"minigate sandbox exited at start; see {log.name}")
+            try:
+                if httpx.get(f"{self.base}/openapi.json", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"minigate sandbox did not answer in {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
 
 
 class Monitor:

@@ -140,7 +140,8 @@ def _rss_flat(result: dict[str, Any]) -> list[dict[str, Any]]:
         if not trend.get("samples"):
             continue
         horizon = trend["last_mb"] + trend["kb_per_min"] * 60 * FLAT_HORIZON_H / 1024
-        rows.append(_row(name, f"{s['provider']} {s['db']} {s['duration_s']:.0f} s",
+        scope = f"{s['provider']} {s['db']} {s['duration_s']:.0f} s {s.get('mode', 'sandbox')}"
+        rows.append(_row(name, scope,
                          trend["kb_per_min"], f"24 h projection < {RSS_LIMIT_MB:.0f} MB",
                          horizon < RSS_LIMIT_MB,
                          f"{trend['kb_per_min']:+.0f} KB/min → {horizon:,.0f} MB in 24 h"))

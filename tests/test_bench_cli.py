@@ -53,3 +53,24 @@ def test_soak_is_opt_in_and_its_duration() -> None:
     explicit = parse_args(["run", "--suite", "core,soak", "--soak-duration", "300",
                            "--soak-rate", "5"])
     assert (explicit.soak_duration, explicit.soak_rate) == (300.0, 5.0)
+
+
+def test_live_soak_is_latipay_only() -> None:
+    args = parse_args(["run", "--suite", "soak", "--soak-live", "--provider", "latipay"])
+    assert args.soak_live and args.providers == ["latipay"]
+    with pytest.raises(SystemExit):
+        parse_args(["run", "--suite", "soak", "--soak-live", "--provider", "wechatpay"])
+
+
+def test_live_soak_points_minigate_at_the_separate_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.servers import live_env
+    from minigate.config import load_settings
+
+    for name, value in live_env("http://127.0.0.1:9").items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert not settings.sandbox_mode and settings.latipay.configured
+    assert settings.latipay.base_url == "http://127.0.0.1:9/sandbox/latipay"
+    assert settings.wechat_login.base_url == "http://127.0.0.1:9/sandbox/wechat-login"
