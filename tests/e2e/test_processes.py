@@ -37,6 +37,21 @@ def _start(command: str, env: dict[str, str], cwd: Path, *args: str) -> subproce
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def paid_unheard(http: httpx.Client, auth: dict[str, str], reference: str, amount: str,
+                 user: str) -> dict:
+    """An order the shopper paid whose notification never arrives (blackholed)."""
+    http.post("/sandbox/control/notifications", json={"blackhole": True})
+    order = http.post("/v1/orders", headers=auth, json={
+        "merchant_reference": reference, "amount": amount, "currency": "NZD",
+        "description": "Pastry", "channel": "wechat"}).json()
+    code = http.post("/sandbox/wallet/login", json={"user": user}).json()["code"]
+    pay = http.post(f"/v1/client/orders/{order['id']}/pay", json={
+        "client_token": order["client_token"], "login_code": code}).json()
+    paid = http.post("/sandbox/wallet/requestPayment", json=pay["wechat"]).json()
+    assert paid == {"errMsg": "requestPayment:ok"}
+    return order
+
+
 def test_worker_process_settles_what_the_api_process_missed(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -53,15 +68,7 @@ def test_worker_process_settles_what_the_api_process_missed(
         worker = _start("worker", env, tmp_path)
         auth = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=base, timeout=10) as http:
-            http.post("/sandbox/control/notifications", json={"blackhole": True})
-            order = http.post("/v1/orders", headers=auth, json={
-                "merchant_reference": "proc-1", "amount": "3.50", "currency": "NZD",
-                "description": "Scone", "channel": "wechat"}).json()
-            code = http.post("/sandbox/wallet/login", json={"user": "carol"}).json()["code"]
-            pay = http.post(f"/v1/client/orders/{order['id']}/pay", json={
-                "client_token": order["client_token"], "login_code": code}).json()
-            paid = http.post("/sandbox/wallet/requestPayment", json=pay["wechat"]).json()
-            assert paid == {"errMsg": "requestPayment:ok"}
+            order = paid_unheard(http, auth, "proc-1", "3.50", "carol")
             status = ""
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and status != "paid":

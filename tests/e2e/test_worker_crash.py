@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_processes import _free_port, _start, _wait_healthy
+from tests.e2e.test_processes import _free_port, _start, _wait_healthy, paid_unheard
 
 QUERY = "/sandbox/latipay/v2/transaction/"
 
@@ -73,15 +73,7 @@ def test_killed_worker_job_comes_back_and_is_done_once(database_url: str, tmp_pa
         _wait_healthy(base, api)
         auth = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=base, timeout=10) as http:
-            http.post("/sandbox/control/notifications", json={"blackhole": True})
-            order = http.post("/v1/orders", headers=auth, json={
-                "merchant_reference": "crash-1", "amount": "4.20", "currency": "NZD",
-                "description": "Muffin", "channel": "wechat"}).json()
-            code = http.post("/sandbox/wallet/login", json={"user": "dave"}).json()["code"]
-            pay = http.post(f"/v1/client/orders/{order['id']}/pay", json={
-                "client_token": order["client_token"], "login_code": code}).json()
-            paid = http.post("/sandbox/wallet/requestPayment", json=pay["wechat"]).json()
-            assert paid == {"errMsg": "requestPayment:ok"}
+            order = paid_unheard(http, auth, "crash-1", "4.20", "dave")
 
             # Worker 1 claims the payment check, asks the provider ... and is killed.
             doomed = _start("worker", {**env, "MINIGATE_PUBLIC_URL": proxy.url}, tmp_path)

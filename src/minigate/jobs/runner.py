@@ -39,6 +39,8 @@ log = logging.getLogger("minigate.jobs")
 #: The default lease; ``Settings.job_lease_seconds`` sets the one a runner uses.
 LEASE = timedelta(seconds=60)
 BATCH = 50
+#: After a kick, wait this long before the pass, so that kicks close together share it.
+KICK_COALESCE = 0.05
 #: How often a runner deletes Idempotency-Keys older than their retention (24 h).
 PURGE_EVERY = timedelta(minutes=10)
 #: Merchant webhooks: retried with backoff and jitter for at least this long, then parked.
@@ -88,6 +90,9 @@ class JobRunner:
                 continue  # more may be waiting
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.ctx.wakeup.wait(), self.poll_interval)
+                # Woken by a kick: let the kicks of the next moments join this pass, so a
+                # stream of paid orders costs a few passes a second, not one pass each.
+                await asyncio.sleep(KICK_COALESCE)
 
     async def run_once(self) -> int:
         """One pass over every kind of due work; returns how many items were handled."""

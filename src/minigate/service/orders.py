@@ -171,8 +171,8 @@ async def mark_closed(ctx: ServiceContext, order: Order, reason: str) -> bool:
             repo.add_event(session, EventType.ORDER_CLOSED, now, order_id=order.id,
                            data={"order": order_view(fresh, detail=False), "reason": reason},
                            webhooks=ctx.webhooks_enabled)
-    if moved:
-        ctx.kick()
+    if moved and ctx.webhooks_enabled:
+        ctx.kick()  # order.closed to deliver
     return moved
 
 

@@ -307,7 +307,8 @@ async def _apply_paid(
                    webhooks=ctx.webhooks_enabled)
     if event is EventType.ORDER_PAID_AFTER_CLOSE:
         await _after_close_policy(ctx, session, order, now)
-    ctx.kick()
+    if ctx.webhooks_enabled or event is EventType.ORDER_PAID_AFTER_CLOSE:
+        ctx.kick()  # an event to deliver, or an automatic refund to send
     return "paid" if event is EventType.ORDER_PAID else "paid_after_close"
 
 
