@@ -212,28 +212,39 @@ class Server:
         else:
             cmd = [sys.executable, "-m", "bench.baseline", "--port", str(self.port),
                    "--db", self.db_url]
-        log = open(self.logdir / f"{self.kind}-{self.port}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited at start; see {log.name}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.kind} did not answer /healthz in {timeout:.0f}s")
+        self.proc = spawn(cmd, env, self.logdir / f"{self.kind}-{self.port}.log",
+                          f"{self.base}/healthz", self.kind, timeout)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
+
+
+def spawn(cmd: list[str], env: dict[str, str], log_path: Path, ready_url: str, label: str,
+          timeout: float) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` (output to ``log_path``) and wait until ``ready_url`` answers 200."""
+    log = open(log_path, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{label} exited at start; see {log.name}")
+        try:
+            if httpx.get(ready_url, timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{label} did not answer {ready_url} in {timeout:.0f}s")
+
+
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def live_env(sandbox: str) -> dict[str, str]:
@@ -267,25 +278,12 @@ class SandboxProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         cmd = [sys.executable, "-m", "minigate.cli", "sandbox", "--port", str(self.port)]
-        log = open(self.logdir / f"sandbox-{self.port}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     env=os.environ | {"PYTHONPATH": str(ROOT)})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"minigate sandbox exited at start; see {log.name}")
-            try:
-                if httpx.get(f"{self.base}/openapi.json", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"minigate sandbox did not answer in {timeout:.0f}s")
+        self.proc = spawn(cmd, os.environ | {"PYTHONPATH": str(ROOT)},
+                          self.logdir / f"sandbox-{self.port}.log", f"{self.base}/openapi.json",
+                          "minigate sandbox", timeout)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        terminate(self.proc)
 
 
 class Monitor:
