@@ -159,9 +159,10 @@ def _crypto_section(crypto: list[dict[str, Any]]) -> list[str]:
 
 def markdown(result: dict[str, Any]) -> str:
     out = [f"# minigate benchmark {result['timestamp']}", "",
-           f"Machine: {result['machine']}. **Shared, loaded machine** (other test suites were "
-           "running): absolute numbers are pessimistic and noisy; ratios taken in the same run "
-           "are the meaningful part.", "",
+           f"Machine: {result['machine']}. The load generator, the servers and PostgreSQL "
+           "share its cores, so absolute numbers depend on the machine and on whatever else "
+           "ran (see the load average); ratios taken in the same run are the meaningful "
+           "part.", "",
            f"Command: `{result['command']}`"]
     if result.get("targets"):
         out += _targets_section(result["targets"])
