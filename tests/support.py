@@ -31,7 +31,10 @@ class RoutingTransport(httpx.AsyncBaseTransport):
         self.routes = dict(routes)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        transport = self.routes.get(request.url.host)
+        # By the Host header, as a server would: a request pinned to a checked address
+        # (webhooks) names its host there, not in the URL.
+        host = request.headers.get("host", request.url.host).rsplit(":", 1)[0]
+        transport = self.routes.get(host) or self.routes.get(request.url.host)
         if transport is None:
             raise httpx.ConnectError(f"no route to {request.url.host}", request=request)
         return await transport.handle_async_request(request)

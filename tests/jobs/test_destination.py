@@ -72,3 +72,14 @@ async def test_live_runtime_refuses_to_start_with_an_unsafe_webhook(url: str) ->
         assert runtime.engine is None  # refused before anything was opened
     finally:
         await runtime.stop()
+
+
+def test_pinned_sends_to_the_checked_address_under_the_original_name() -> None:
+    from minigate.jobs.destination import pinned
+
+    url, headers, extensions = pinned("https://merchant.example:8443/hooks?x=1", "93.184.216.34")
+    assert url == "https://93.184.216.34:8443/hooks?x=1"
+    assert headers == {"Host": "merchant.example:8443"}
+    assert extensions == {"sni_hostname": "merchant.example"}  # the certificate's name
+    url, headers, _ = pinned("https://merchant.example/hooks", "2001:db8::1")
+    assert url == "https://[2001:db8::1]/hooks" and headers == {"Host": "merchant.example"}

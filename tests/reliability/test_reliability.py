@@ -7,6 +7,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 from sqlalchemy import func, select
 
 from minigate.jobs import signing as webhook_signing
@@ -432,3 +433,32 @@ async def test_webhook_host_resolving_inside_is_never_posted(rig: Rig) -> None:
     assert len(paid) == 1 and paid[0]["delivery"]["status"] == "pending"
     assert paid[0]["delivery"]["attempts"] == 2
     assert "non-public" in paid[0]["delivery"]["last_error"]
+
+
+async def test_webhook_goes_to_the_address_that_was_checked(rig: Rig) -> None:
+    """No second DNS lookup between the check and the connection (DNS rebinding): the
+    request is sent to the checked address, under the merchant's host name, and a refused
+    address is followed by the next one."""
+    seen: list[str] = []
+    inner = rig.gw.network.routes["merchant.test"]
+
+    class Recording(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(request.url.host)
+            if request.url.host == "93.184.216.35":
+                raise httpx.ConnectError("refused", request=request)
+            assert request.headers["host"] == "merchant.test"
+            assert request.extensions["sni_hostname"] == "merchant.test"
+            return await inner.handle_async_request(request)
+
+    async def two_addresses(host: str, port: int) -> list[str]:
+        return ["93.184.216.35", "93.184.216.34"]
+
+    rig.gw.network.routes["merchant.test"] = Recording()
+    rig.runner.resolver = two_addresses
+    order, pay, _ = await _pending(rig)
+    await rig.gw.shopper_pays(pay)
+    await rig.gw.wait_status(order["id"], "paid")
+    await rig.run_jobs()
+    assert seen == ["93.184.216.35", "93.184.216.34"]
+    assert len(rig.merchant.received) == 1

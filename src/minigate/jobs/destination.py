@@ -8,7 +8,9 @@ minigate POST signed events (and reveal response timing) to internal services. S
 * at send, every address the host resolves to must be public (loopback, private,
   link-local, carrier-grade NAT, metadata endpoints such as 169.254.169.254 and
   100.100.100.200, multicast and reserved ranges are all refused). Sandbox mode may allow
-  loopback explicitly (the demo posts to itself).
+  loopback explicitly (the demo posts to itself);
+* and the POST goes to the address that was checked (:func:`pinned`): a second DNS lookup
+  by the HTTP client could answer differently (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from minigate.errors import InvalidRequest
 
@@ -79,8 +84,8 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 async def check_resolved(host: str, port: int, *, allow_loopback: bool,
-                         resolver: Resolver = system_resolver) -> None:
-    """Refuse the send if any address of ``host`` is not public."""
+                         resolver: Resolver = system_resolver) -> list[str]:
+    """``host``'s addresses; refuse the send if any of them is not public."""
     try:
         addresses = await resolver(host, port)
     except OSError as exc:
@@ -90,3 +95,18 @@ async def check_resolved(host: str, port: int, *, allow_loopback: bool,
     if not addresses or bad:
         raise UnsafeDestination(f"webhook host {host} resolves to a non-public address",
                                 param="webhook_url")
+    return addresses
+
+
+def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(URL, headers, httpx extensions) that send ``url``'s request to ``address``.
+
+    The URL carries the checked address, so the client does not resolve the name again;
+    the ``Host`` header and the TLS server name (SNI, which the certificate is verified
+    against) carry the original host, so the merchant's server and certificate see the
+    request exactly as before.
+    """
+    original = httpx.URL(url)
+    return (str(original.copy_with(host=address)),
+            {"Host": original.netloc.decode("ascii")},
+            {"sni_hostname": original.host})

@@ -211,8 +211,8 @@ class JobRunner:
         try:
             host, port = destination.check_url(settings.webhook_url, allow_loopback=allow_loopback,
                                                require_https=not settings.sandbox_mode)
-            await destination.check_resolved(host, port, allow_loopback=allow_loopback,
-                                             resolver=self.resolver)
+            addresses = await destination.check_resolved(
+                host, port, allow_loopback=allow_loopback, resolver=self.resolver)
         except destination.UnsafeDestination as exc:
             return False, exc.message
         body = webhook_body(event)
@@ -221,14 +221,21 @@ class JobRunner:
         if secrets:
             timestamp = int(self.ctx.clock.now().timestamp())
             headers[signing.HEADER] = signing.sign(secrets, timestamp, body)
-        try:
-            response = await self.http.post(settings.webhook_url, content=body,
-                                            headers=headers, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            return False, f"{type(exc).__name__}"
-        if 200 <= response.status_code < 300:
-            return True, ""
-        return False, f"HTTP {response.status_code}"
+        error = "no address"
+        for address in addresses:  # as a client would: the next address if one refuses
+            url, pin, extensions = destination.pinned(settings.webhook_url, address)
+            try:
+                response = await self.http.post(url, content=body, headers=headers | pin,
+                                                extensions=extensions, follow_redirects=False)
+            except httpx.ConnectError:  # nothing was sent: the next address may take it
+                error = "ConnectError"
+                continue
+            except httpx.HTTPError as exc:
+                return False, f"{type(exc).__name__}"
+            if 200 <= response.status_code < 300:
+                return True, ""
+            return False, f"HTTP {response.status_code}"
+        return False, error
 
 
 def webhook_loopback_allowed(settings: Settings) -> bool:
