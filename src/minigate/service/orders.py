@@ -16,6 +16,7 @@ from minigate.domain.ids import new_id, new_secret
 from minigate.domain.money import Money
 from minigate.domain.states import OPEN_STATES, OrderStatus
 from minigate.errors import Conflict, InvalidRequest, NotFound
+from minigate.faults import crash_point
 from minigate.providers.base import Channel, PaymentRef
 from minigate.service.context import ServiceContext, token_hash
 from minigate.service.idempotency import Attempt
@@ -82,6 +83,7 @@ async def create_order(ctx: ServiceContext, cmd: NewOrder,
         raise Conflict(f"order {existing} already has merchant_reference "
                        f"{cmd.merchant_reference!r}", param="merchant_reference",
                        code="duplicate_merchant_reference") from None
+    crash_point("order.committed")
     return view
 
 

@@ -25,6 +25,7 @@ from minigate.domain.states import (
     status_after_refunds,
 )
 from minigate.errors import Conflict, NotFound, ProviderError, ProviderTimeout, Unprocessable
+from minigate.faults import crash_point
 from minigate.providers.base import ProviderRefundStatus, RefundRequest, RefundState
 from minigate.service.context import ServiceContext
 from minigate.service.idempotency import Attempt
@@ -59,6 +60,7 @@ async def create_refund(
     if attempt is not None and attempt.resumed:
         return await resume_refund(ctx, order_id, attempt)
     refund = await _reserve(ctx, order_id, amount, reason, attempt)
+    crash_point("refund.reserved")
     try:
         return await submit_refund(ctx, refund.id)
     except Exception as exc:
@@ -163,6 +165,7 @@ async def submit_refund(ctx: ServiceContext, refund_id: str, *, query: bool = Fa
                 .values(submitted_at=ctx.clock.now())
                 .execution_options(synchronize_session=False))
         query = claimed.rowcount != 1  # type: ignore[attr-defined]
+        crash_point("refund.claimed")
     try:
         state = await (client.query_refund(request) if query else client.refund(request))
     except ProviderTimeout:
@@ -174,6 +177,7 @@ async def submit_refund(ctx: ServiceContext, refund_id: str, *, query: bool = Fa
         refused = not query and exc.provider_code is not None and not exc.retryable
         state = RefundState(refund.provider_refund_no, R.FAILED if refused else R.UNKNOWN,
                             detail=exc.message)
+    crash_point("refund.answered")
     async with ctx.sessions() as session, session.begin():
         row = await session.get(Refund, refund_id)
         assert row is not None

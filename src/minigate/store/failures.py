@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import socket
 
-import sqlalchemy.exc as sa_exc
-
 import asyncpg  # type: ignore[import-untyped]
 import asyncpg.exceptions as apg  # type: ignore[import-untyped]
+import sqlalchemy.exc as sa_exc
 
 #: SQLSTATE classes and codes that mean "try again": connection exceptions (08…), operator
 #: intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now),
