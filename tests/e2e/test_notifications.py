@@ -126,6 +126,7 @@ async def test_a_database_failure_is_a_failure_ack_and_the_retry_pays(
     from sqlalchemy.exc import OperationalError
 
     from minigate.store import repo
+    from minigate.store.hot import HotStore
 
     gw = sqlite_gateway
     order, reference = await _pending_order(gw)
@@ -134,7 +135,8 @@ async def test_a_database_failure_is_a_failure_ack_and_the_retry_pays(
     async def database_down(*_: object, **__: object) -> None:
         raise OperationalError("SELECT …", {}, ConnectionError("server closed the connection"))
 
-    with monkeypatch.context() as patch:
+    with monkeypatch.context() as patch:  # both paths: the lean one and the ORM's
+        patch.setattr(HotStore, "transaction", database_down)
         patch.setattr(repo, "payment_with_order", database_down)
         r = await _notify(gw, body)
     assert r.status_code == 400 and r.text != "sent"  # Latipay sends it again

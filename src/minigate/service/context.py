@@ -8,13 +8,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from minigate.clock import Clock
 from minigate.config import Settings
 from minigate.errors import InvalidRequest
 from minigate.login import WechatLogin
 from minigate.providers.base import Channel, ProviderClient
+from minigate.store.hot import HotStore, hot_store
 
 log = logging.getLogger("minigate.service")
 
@@ -47,6 +48,13 @@ class ServiceContext:
 
     def notify_url(self, provider: str) -> str:
         return f"{self.settings.public_url.rstrip('/')}/v1/notify/{provider}"
+
+    @property
+    def hot(self) -> HotStore | None:
+        """The lean store path for the hot transactions (``store/hot.py``), on the engine
+        the sessions use; None when the sessions are not bound to an async engine."""
+        bind = self.sessions.kw.get("bind")
+        return hot_store(bind) if isinstance(bind, AsyncEngine) else None
 
     @property
     def webhooks_enabled(self) -> bool:

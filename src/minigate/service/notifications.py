@@ -22,14 +22,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minigate.domain.events import EventType
+from minigate.domain.states import OPEN_STATES, PAID_STATES, OrderStatus, check_order_transition
 from minigate.errors import NotificationRejected, ProviderError
-from minigate.providers.base import Ack, IncomingNotification, VerifiedNotification
+from minigate.providers.base import (
+    Ack,
+    IncomingNotification,
+    ProviderPaymentStatus,
+    VerifiedNotification,
+)
 from minigate.service.context import ServiceContext
-from minigate.service.payments import settle_payment
+from minigate.service.payments import mismatch, settle_payment
 from minigate.service.refunds import settle_refund
-from minigate.store import repo
+from minigate.service.views import order_view
+from minigate.store import hot, repo
 from minigate.store.failures import database_unavailable
-from minigate.store.models import Event, Notification
+from minigate.store.models import Event, Notification, Order
 
 log = logging.getLogger("minigate.notifications")
 
@@ -122,6 +129,13 @@ async def _record_and_apply(
     it did (on PostgreSQL it first waits for the order's row lock, so it sees the outcome of
     the original and does nothing anyway)."""
     now = ctx.clock.now()
+    store = ctx.hot
+    if store is not None and verified.trusted and verified.payment is not None:
+        fast = await store.transaction(_settle_paid(ctx, provider, verified, body, now))
+        if fast is not None:
+            if fast == "paid" and ctx.webhooks_enabled:
+                ctx.kick()  # order.paid to deliver
+            return fast
     async with ctx.sessions() as session, session.begin():
         order_id, outcome = await _apply(ctx, session, provider, verified)
         session.add(Notification(provider=provider, event_key=verified.event_key[:160],
@@ -129,6 +143,55 @@ async def _record_and_apply(
                                  received_at=now))
     if outcome == "query_scheduled":
         ctx.kick()
+    return outcome
+
+
+_PAID_WORD = (ProviderPaymentStatus.PAID, ProviderPaymentStatus.REFUNDED)
+_PAY = hot.move_order(OrderStatus.PAID, OPEN_STATES, "paid_at")
+
+
+def _settle_paid(
+    ctx: ServiceContext, provider: str, verified: VerifiedNotification, body: bytes,
+    now: datetime,
+) -> hot.Work[str | None]:
+    """The common case on the lean path (``store/hot.py``), as one transaction: the payment
+    with its order (row lock), the paid transition with the payment and the outbox event,
+    and the notification record last (a duplicate fails it and rolls everything back). A
+    notification for an unknown payment is recorded as ``unmatched``.
+
+    Anything else — a mismatch, a failure or close, an order already closed — returns
+    None having changed nothing, and takes the general path (``_apply``). Runs on the
+    SQLite driver's thread: no awaits, no ``ctx.kick()``."""
+    state = verified.payment
+    assert state is not None
+    rows = yield hot.LOCATE_PAYMENT, {"provider": provider, "number": state.provider_order_no}
+    order_id, outcome = None, "unmatched"
+    if rows:
+        order_row, payment = hot.split(rows[0])
+        assert payment is not None
+        order = Order(**order_row)
+        status = OrderStatus(order.status)
+        if (state.status not in _PAID_WORD or mismatch(ctx, order, state)
+                or status not in OPEN_STATES | PAID_STATES):
+            raise hot.Rollback(None)
+        order_id, outcome = order.id, "noop"
+        if status in OPEN_STATES:
+            check_order_transition(status, OrderStatus.PAID)
+            moved = yield _PAY, {"order_id": order.id, "now": now, "paid_at": now}
+            if len(moved) != 1:  # cannot happen under the row lock; the general path decides
+                raise hot.Rollback(None)
+            order.status, order.paid_at, order.updated_at = OrderStatus.PAID.value, now, now
+            yield hot.UPDATE_PAYMENT_PAID, {
+                "payment_id": payment["id"], "now": now,
+                "provider_txn_id": state.provider_txn_id or payment["provider_txn_id"]}
+            yield hot.INSERT_EVENT, repo.event_values(
+                EventType.ORDER_PAID, now, order_id=order.id,
+                data={"order": order_view(order, detail=False)},
+                webhooks=ctx.webhooks_enabled)
+            outcome = "paid"
+    yield hot.INSERT_NOTIFICATION, {
+        "provider": provider, "event_key": verified.event_key[:160], "order_id": order_id,
+        "outcome": outcome, "body": body, "received_at": now}
     return outcome
 
 

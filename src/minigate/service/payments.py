@@ -232,7 +232,7 @@ async def settle_payment(
     """
     now = ctx.clock.now()
     if state.status in (P.PAID, P.REFUNDED):
-        problem = _mismatch(ctx, order, state)
+        problem = mismatch(ctx, order, state)
         if problem:
             await _flag(ctx, session, order, payment, problem, source, now)
             return "mismatch"
@@ -258,7 +258,8 @@ async def settle_payment(
     return "noop"
 
 
-def _mismatch(ctx: ServiceContext, order: Order, state: PaymentState) -> str:
+def mismatch(ctx: ServiceContext, order: Order, state: PaymentState) -> str:
+    """Why the provider's word does not fit the order ("" when it does)."""
     expected = Money(order.amount_minor, order.currency)
     if state.amount is None:
         return "amount missing"

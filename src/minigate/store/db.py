@@ -28,9 +28,14 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # only turns that into lock waits inside SQLite's busy handler (long sleeps, a long
         # tail). One connection queues transactions in order instead. Code must therefore
         # never open a session while holding another (it would wait for itself).
+        # The pool's reset is ours (``_sqlite_reset``): a rollback only when a transaction
+        # is open, so a connection that comes back idle costs no thread hand-off (the hot
+        # path, ``store/hot.py``, returns it that way).
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1,
-                                     max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT)
+                                     max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT,
+                                     pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
         return engine
     # No pre-ping (a round trip on every checkout): connections are recycled before servers
     # or proxies drop them, and a connection that died anyway fails its statement, which
@@ -46,6 +51,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
+    if state.terminate_only or state.transaction_was_reset:
+        return
+    if dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -112,11 +112,17 @@ def add_event(
     webhooks: bool,
 ) -> Event:
     """Timeline entry and, for merchant-facing types, an outbox row for webhook delivery."""
-    deliver = webhooks and type_ in DELIVERABLE
-    event = Event(
-        id=new_id("evt"), type=type_.value, order_id=order_id, data=data,
-        deliver=1 if deliver else 0, delivery_status="pending" if deliver else "none",
-        attempts=0, next_attempt_at=now if deliver else None, last_error="", created_at=now,
-    )
+    event = Event(**event_values(type_, now, order_id=order_id, data=data, webhooks=webhooks),
+                  attempts=0, last_error="")
     session.add(event)
     return event
+
+
+def event_values(type_: EventType, now: datetime, *, order_id: str | None,
+                 data: dict[str, Any], webhooks: bool) -> dict[str, Any]:
+    """An event row's values (the ORM and ``store/hot.py`` write the same row)."""
+    deliver = webhooks and type_ in DELIVERABLE
+    return {"id": new_id("evt"), "type": type_.value, "order_id": order_id, "data": data,
+            "deliver": 1 if deliver else 0,
+            "delivery_status": "pending" if deliver else "none",
+            "next_attempt_at": now if deliver else None, "created_at": now}

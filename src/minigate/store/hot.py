@@ -1,0 +1,351 @@
+"""The hot path's statements: notification intake, ``pay`` and order creation.
+
+These run for every order, so they skip the ORM's unit of work and SQLAlchemy's asyncio
+adapter (greenlet switches, and on SQLite one thread hand-off per statement) and go to the
+driver directly:
+
+* every statement is a SQLAlchemy Core construct, compiled **once per dialect** (:class:`Sql`)
+  with SQLAlchemy's own bind and result processors, so values are stored exactly as the ORM
+  stores them (datetimes, JSON) and read back the same way;
+* a transaction is written once, as a generator that yields ``(statement, params)`` and gets
+  the rows (or the row count) back (:data:`Work`). On **SQLite** the whole generator runs on
+  the driver's own thread in one hand-off — ``BEGIN IMMEDIATE`` to ``COMMIT`` — on the one
+  connection of the process (it is checked out of the engine's pool like any session, so the
+  one-connection rule holds); on **PostgreSQL** each statement is one asyncpg round trip
+  with asyncpg's prepared-statement cache;
+* a generator that raises :class:`Rollback` rolls back and returns its value; any other
+  exception rolls back and propagates. Unique violations surface as SQLAlchemy's
+  ``IntegrityError`` (what services catch); an unavailable database as the driver's own
+  error, which :func:`minigate.store.failures.database_unavailable` classifies.
+
+The rules stay where they were: the state table decides every move (callers check
+``check_order_transition``; the ``UPDATE`` is still conditional on the source states), the
+order's row lock (``FOR UPDATE OF orders`` on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite) is
+taken before a payment changes, the outbox event is written in the same transaction, and
+the unique notification key makes a duplicate roll back.
+
+The generator runs on the driver thread on SQLite: it must not await, touch the event loop
+(``ctx.kick()`` belongs to the caller, afterwards) or open another session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import weakref
+from collections.abc import Callable, Generator, Iterable, Sequence
+from functools import partial
+from typing import Any, TypeVar, cast
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import bindparam, insert, literal_column, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.util import greenlet_spawn
+
+from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus
+from minigate.store.models import Event, IdempotencyRecord, Notification, Order, Payment
+
+T = TypeVar("T")
+Row = dict[str, Any]
+#: One statement with its parameters, as a transaction generator yields it.
+Step = tuple["Sql", dict[str, Any]]
+#: A transaction: yields steps, receives rows (statements that return rows) or a row count.
+Work = Generator[Step, Any, T]
+
+
+class Rollback(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside a transaction generator: roll back and return ``value``."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("rollback")
+        self.value = value
+
+
+class _Prepared:
+    __slots__ = ("sql", "binds", "columns", "returns_rows")
+
+    def __init__(self, stmt: ClauseElement, dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        defaults = compiled.construct_params(_check=False)
+        processors = compiled._bind_processors
+        self.sql: str = compiled.string
+        #: (name, processor, default) in positional order.
+        self.binds = tuple((name, processors.get(name), defaults.get(name))
+                           for name in (compiled.positiontup or ()))
+        self.columns = tuple((col[0], col[3]._cached_result_processor(dialect, None))
+                             for col in compiled._result_columns)
+        self.returns_rows = bool(self.columns)
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        out = []
+        for name, process, default in self.binds:
+            value = params.get(name, default)
+            out.append(process(value) if process is not None else value)
+        return out
+
+    def rows(self, raw: Iterable[Sequence[Any]]) -> list[Row]:
+        columns = self.columns
+        return [{name: (process(value) if process is not None else value)
+                 for (name, process), value in zip(columns, row, strict=True)} for row in raw]
+
+
+class Sql:
+    """A Core statement, compiled once per dialect (the text, the positional order of its
+    parameters, SQLAlchemy's bind and result processors) and then run on the raw driver."""
+
+    __slots__ = ("stmt", "_by_dialect")
+
+    def __init__(self, stmt: ClauseElement) -> None:
+        self.stmt = stmt
+        self._by_dialect: dict[str, _Prepared] = {}
+
+    def prepared(self, dialect: Dialect) -> _Prepared:
+        found = self._by_dialect.get(dialect.name)
+        if found is None:
+            found = self._by_dialect[dialect.name] = _Prepared(self.stmt, dialect)
+        return found
+
+
+def _states(states: Iterable[OrderStatus]) -> Any:
+    """``orders.status IN ('…', …)`` rendered inline (our own enum values, never input), so
+    the compiled text needs no expansion at execution time."""
+    return Order.status.in_([literal_column(f"'{OrderStatus(s).value}'")
+                             for s in sorted(states)])
+
+
+# --- statements ------------------------------------------------------------------------
+
+_ORDER_COLS = [c for c in Order.__table__.columns]
+_PAYMENT_COLS = [c.label(f"p_{c.name}") for c in Payment.__table__.columns]
+
+#: A payment by its provider number with its order; the order's row lock on PostgreSQL.
+LOCATE_PAYMENT = Sql(
+    select(*_ORDER_COLS, *_PAYMENT_COLS).join(Order, Order.id == Payment.order_id)
+    .where(Payment.provider == bindparam("provider"),
+           Payment.provider_order_no == bindparam("number"))
+    .with_for_update(of=Order))
+
+#: An order with its payment (if any), no lock: the client's pay call reads it first.
+ORDER_WITH_PAYMENT = Sql(
+    select(*_ORDER_COLS, *_PAYMENT_COLS).outerjoin(Payment, Payment.order_id == Order.id)
+    .where(Order.id == bindparam("order_id")))
+
+#: The same, locked, for a transaction that changes the payment.
+ORDER_WITH_PAYMENT_LOCKED = Sql(
+    select(*_ORDER_COLS, *_PAYMENT_COLS).join(Payment, Payment.order_id == Order.id)
+    .where(Order.id == bindparam("order_id"))
+    .with_for_update(of=Order))
+
+
+def move_order(target: OrderStatus, sources: Iterable[OrderStatus], *extra: str) -> Sql:
+    """The conditional transition of ``store.repo.move_order``: ``UPDATE orders … WHERE
+    status IN (the sources the state table allows to reach target)``, version + 1,
+    ``RETURNING`` the new version. Parameters: ``order_id``, ``now`` and each of ``extra``."""
+    allowed = [s for s in sources if target in ORDER_TRANSITIONS[s]]
+    values: dict[str, Any] = {"status": target.value, "updated_at": bindparam("now"),
+                              "version": Order.version + 1}
+    values.update({k: bindparam(k) for k in extra})
+    return Sql(update(Order)
+               .where(Order.id == bindparam("order_id"), _states(allowed))
+               .values(**values).returning(Order.version))
+
+
+UPDATE_PAYMENT_PAID = Sql(
+    update(Payment).where(Payment.id == bindparam("payment_id"))
+    .values(status="succeeded", next_check_at=None, updated_at=bindparam("now"),
+            provider_txn_id=bindparam("provider_txn_id")))
+
+UPDATE_PAYMENT_PREPAY = Sql(
+    update(Payment).where(Payment.id == bindparam("payment_id"))
+    .values(status=bindparam("status"), client_params=bindparam("client_params"),
+            provider_txn_id=bindparam("provider_txn_id"),
+            params_expire_at=bindparam("params_expire_at"), updated_at=bindparam("now")))
+
+INSERT_EVENT = Sql(insert(Event).values(
+    id=bindparam("id"), type=bindparam("type"), order_id=bindparam("order_id"),
+    data=bindparam("data"), deliver=bindparam("deliver"),
+    delivery_status=bindparam("delivery_status"), attempts=0,
+    next_attempt_at=bindparam("next_attempt_at"), last_error="",
+    created_at=bindparam("created_at")).returning(Event.seq))
+
+INSERT_NOTIFICATION = Sql(insert(Notification).values(
+    provider=bindparam("provider"), event_key=bindparam("event_key"),
+    order_id=bindparam("order_id"), outcome=bindparam("outcome"), body=bindparam("body"),
+    received_at=bindparam("received_at")))
+
+INSERT_PAYMENT = Sql(insert(Payment).values(
+    {c.name: bindparam(c.name) for c in Payment.__table__.columns}))
+
+INSERT_ORDER = Sql(insert(Order).values(
+    {c.name: bindparam(c.name) for c in Order.__table__.columns}))
+
+#: Store a keyed request's answer with the resource (``Attempt.complete``'s statement).
+COMPLETE_KEY = Sql(
+    update(IdempotencyRecord)
+    .where(IdempotencyRecord.scope == bindparam("scope"),
+           IdempotencyRecord.key == bindparam("key"),
+           IdempotencyRecord.recovery_point == bindparam("from_point"),
+           IdempotencyRecord.state == "in_flight")
+    .values(state="done", recovery_point="finished", response_status=bindparam("status"),
+            response_body=bindparam("body")))
+
+INSERT_KEY = Sql(insert(IdempotencyRecord).values(
+    {c.name: bindparam(c.name) for c in IdempotencyRecord.__table__.columns}))
+
+
+def split(row: Row) -> tuple[Row, Row | None]:
+    """A joined row → (order columns, payment columns or None)."""
+    order = {c.name: row[c.name] for c in _ORDER_COLS}
+    payment = {k[2:]: v for k, v in row.items() if k.startswith("p_")}
+    return order, (payment if payment["id"] is not None else None)
+
+
+# --- running them ----------------------------------------------------------------------
+
+
+class HotStore:
+    """Runs :class:`Sql` statements and transaction generators on an engine's raw driver
+    connection, checked out of (and returned to) the engine's own pool."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.sync_engine.dialect
+        self.sqlite = self.dialect.name == "sqlite"
+
+    async def read(self, sql: Sql, **params: Any) -> list[Row]:
+        """One statement outside any transaction (a read)."""
+
+        def work() -> Work[list[Row]]:
+            rows: list[Row] = yield sql, params
+            return rows
+
+        return await self._run(work(), transaction=False)
+
+    async def transaction(self, work: Work[T]) -> T:
+        return await self._run(work, transaction=True)
+
+    async def _run(self, work: Work[T], *, transaction: bool) -> T:
+        fairy = await self.engine.raw_connection()
+        driver = fairy.driver_connection
+        clean = False
+        try:
+            if self.sqlite:
+                result = await _on_thread(driver, partial(_run_sqlite, driver._conn,
+                                                          self.dialect, work, transaction))
+                clean = not driver._conn.in_transaction
+            else:
+                result = await _run_asyncpg(driver, self.dialect, work, transaction)
+                clean = not driver.is_in_transaction() and not driver.is_closed()
+            return result
+        except BaseException:
+            if self.sqlite:
+                clean = not driver._conn.in_transaction
+            else:
+                clean = not driver.is_closed() and not driver.is_in_transaction()
+            raise
+        finally:
+            if clean:
+                fairy.close()  # nothing to reset: the transaction ended here
+            else:  # broken or interrupted mid-transaction: never hand it to anyone else
+                await asyncio.shield(greenlet_spawn(fairy.invalidate))
+
+
+async def _on_thread(driver: Any, function: Callable[[], T]) -> T:
+    """Run ``function`` on aiosqlite's own thread (the connection's thread), in one hand-off:
+    the queue SQLAlchemy's aiosqlite adapter uses too."""
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    driver._tx.put_nowait((future, function))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        # The thread finishes the transaction (commit or rollback) whatever happens here;
+        # wait for it, so the connection goes back to the pool only once it is idle.
+        await asyncio.wait([future])
+        raise
+
+
+def _run_sqlite(conn: sqlite3.Connection, dialect: Dialect, work: Work[T],
+                transaction: bool) -> T:
+    if transaction:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        result: Any = None
+        while True:
+            sql, params = work.send(result)
+            prepared = sql.prepared(dialect)
+            cursor = conn.execute(prepared.sql, prepared.args(params))
+            if prepared.returns_rows:
+                result = prepared.rows(cursor.fetchall())
+            else:
+                result = cursor.rowcount
+            cursor.close()
+    except StopIteration as done:
+        if transaction:
+            conn.commit()
+        return cast(T, done.value)
+    except Rollback as stop:
+        conn.rollback()
+        return cast(T, stop.value)
+    except sqlite3.IntegrityError as exc:
+        conn.rollback()
+        raise IntegrityError(None, None, exc) from exc
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    finally:
+        work.close()
+
+
+async def _run_asyncpg(conn: Any, dialect: Dialect, work: Work[T], transaction: bool) -> T:
+    began = False
+    try:
+        if transaction:
+            await conn.execute("BEGIN")
+            began = True
+        result: Any = None
+        while True:
+            sql, params = work.send(result)
+            prepared = sql.prepared(dialect)
+            if prepared.returns_rows:
+                result = prepared.rows(await conn.fetch(prepared.sql, *prepared.args(params)))
+            else:
+                status = await conn.execute(prepared.sql, *prepared.args(params))
+                result = int(status.rsplit(" ", 1)[-1])
+    except StopIteration as done:
+        if began:
+            await conn.execute("COMMIT")
+        return cast(T, done.value)
+    except Rollback as stop:
+        await conn.execute("ROLLBACK")
+        return cast(T, stop.value)
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        await _rollback(conn, began)
+        raise IntegrityError(None, None, exc) from exc
+    except BaseException:
+        await _rollback(conn, began)
+        raise
+    finally:
+        work.close()
+
+
+async def _rollback(conn: Any, began: bool) -> None:
+    if began and not conn.is_closed() and conn.is_in_transaction():
+        try:
+            await conn.execute("ROLLBACK")
+        except Exception:  # noqa: S110 - the caller invalidates a connection left in a txn
+            pass
+
+
+_stores: weakref.WeakKeyDictionary[AsyncEngine, HotStore] = weakref.WeakKeyDictionary()
+
+
+def hot_store(engine: AsyncEngine) -> HotStore:
+    """The engine's :class:`HotStore` (one per engine)."""
+    found = _stores.get(engine)
+    if found is None:
+        found = _stores[engine] = HotStore(engine)
+    return found
