@@ -7,8 +7,9 @@ process (HTTP over an in-process ASGI transport, no sockets) and measures, with
 * ``notification``: a correctly signed Latipay notification for a seeded pending order,
   through the FastAPI route (``/v1/notify/latipay``);
 * ``notification (service)``: the same, calling ``handle_notification`` directly;
-* ``checkout``: create order + wallet login + pay (minigate calls the simulators over the
-  in-process transport, so the simulators' CPU is included, as in ``bench run``).
+* ``checkout``: create order (with an Idempotency-Key) + wallet login + pay (minigate calls
+  the simulators over the in-process transport, so the simulators' CPU is included, as in
+  ``bench run``).
 
 It also counts SQL statements and pool checkouts per operation. The figures are for
 comparing two versions of ``src/`` on one machine, not for quoting throughput: the load
@@ -43,23 +44,35 @@ from minigate.app import Runtime, create_app
 from minigate.config import load_settings
 from minigate.service.notifications import handle_notification
 
+try:
+    from minigate.store.hot import hot_store
+except ImportError:  # a version of src/ before the lean path (A/B against an old tree)
+    hot_store = None  # type: ignore[assignment]
+
 API_KEY = "sk_test_inproc_bench"
 PUBLIC = "http://minigate.bench"
 
 
 class Counter:
-    """SQL statements and pool checkouts seen on one engine."""
+    """SQL statements (through SQLAlchemy and through the lean path of ``store/hot.py``)
+    and pool checkouts seen on one engine."""
 
     def __init__(self) -> None:
-        self.statements = 0
+        self._statements = 0
         self.checkouts = 0
+        self._hot: Any = None
+
+    @property
+    def statements(self) -> int:
+        return self._statements + (self._hot.statements if self._hot is not None else 0)
 
     def attach(self, engine: Any) -> None:
         event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
         event.listen(engine.sync_engine.pool, "checkout", self._checkout)
+        self._hot = hot_store(engine) if hot_store is not None else None
 
     def _statement(self, *_: Any) -> None:
-        self.statements += 1
+        self._statements += 1
 
     def _checkout(self, *_: Any) -> None:
         self.checkouts += 1
@@ -163,7 +176,8 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
         body = {"merchant_reference": "inproc-" + secrets.token_hex(6), "amount": bench.amount,
                 "currency": bench.currency, "description": "bench", "channel": bench.channel,
                 "provider": bench.name}
-        r = await api.post("/v1/orders", json=body, headers=merchant)
+        r = await api.post("/v1/orders", json=body,  # with a key, as the load generator
+                           headers=merchant | {"Idempotency-Key": secrets.token_hex(12)})
         assert r.status_code == 201, r.text
         order = r.json()
         code = (await api.post("/sandbox/wallet/login", json={"user": f"bench{i % 50}"})).json()["code"]

@@ -50,11 +50,12 @@ class ServiceContext:
         return f"{self.settings.public_url.rstrip('/')}/v1/notify/{provider}"
 
     @property
-    def hot(self) -> HotStore | None:
-        """The lean store path for the hot transactions (``store/hot.py``), on the engine
-        the sessions use; None when the sessions are not bound to an async engine."""
-        bind = self.sessions.kw.get("bind")
-        return hot_store(bind) if isinstance(bind, AsyncEngine) else None
+    def hot(self) -> HotStore:
+        """The lean store path of the hot transactions (``store/hot.py``), on the engine
+        the sessions are bound to."""
+        bind = self.sessions.kw["bind"]
+        assert isinstance(bind, AsyncEngine)
+        return hot_store(bind)
 
     @property
     def webhooks_enabled(self) -> bool:

@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from minigate.errors import Conflict, MinigateError, Unprocessable
 from minigate.service.context import ServiceContext
 from minigate.store.failures import database_unavailable
+from minigate.store.hot import insert
 from minigate.store.models import IdempotencyRecord
 
 log = logging.getLogger("minigate.idempotency")
@@ -104,15 +105,15 @@ class Attempt:
             .values(recovery_point=point, resource_id=resource_id)
             .execution_options(synchronize_session=False))
         if moved.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("another request with this Idempotency-Key got there first; retry",
-                           code="idempotency_key_in_use")
+            raise key_taken()
         self.recovery_point, self.resource_id = point, resource_id
 
     async def complete(self, session: AsyncSession, status: int, body: dict[str, Any]) -> None:
         """Store the answer inside ``session``'s transaction (with the resource itself)."""
-        if self.key is None or self._box is None:
+        values = self.completion(status, body)
+        if values is None:
             return
-        sealed = self._box.seal(body)
+        sealed = values["body"]
         done = await session.execute(
             update(IdempotencyRecord)
             .where(IdempotencyRecord.scope == self.scope, IdempotencyRecord.key == self.key,
@@ -122,9 +123,25 @@ class Attempt:
                     response_body=sealed)
             .execution_options(synchronize_session=False))
         if done.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("another request with this Idempotency-Key got there first; retry",
-                           code="idempotency_key_in_use")
+            raise key_taken()
         self.sealed = (status, sealed)
+
+    def completion(self, status: int, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The values with which :meth:`complete`'s conditional UPDATE stores the answer
+        (``store.hot.COMPLETE_KEY`` on the lean path); None without a key. After that
+        UPDATE changed exactly one row, call :meth:`completed`."""
+        if self.key is None or self._box is None:
+            return None
+        return {"scope": self.scope, "key": self.key, "from_point": self.recovery_point,
+                "status": status, "body": self._box.seal(body)}
+
+    def completed(self, values: dict[str, Any]) -> None:
+        self.sealed = (values["status"], values["body"])
+
+
+def key_taken() -> Conflict:
+    return Conflict("another request with this Idempotency-Key got there first; retry",
+                    code="idempotency_key_in_use")
 
 
 class ResponseBox:
@@ -205,8 +222,7 @@ async def _begin(
                                state="in_flight", recovery_point=STARTED, resource_id=None,
                                owner=PROCESS, locked_until=now + LOCK, created_at=now)
     try:
-        async with ctx.sessions() as session, session.begin():
-            session.add(record)
+        await ctx.hot.transaction(insert(record))  # the lean path (store/hot.py)
         return Attempt(scope, key)
     except IntegrityError:
         pass

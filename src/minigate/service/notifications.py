@@ -129,9 +129,8 @@ async def _record_and_apply(
     it did (on PostgreSQL it first waits for the order's row lock, so it sees the outcome of
     the original and does nothing anyway)."""
     now = ctx.clock.now()
-    store = ctx.hot
-    if store is not None and verified.trusted and verified.payment is not None:
-        fast = await store.transaction(_settle_paid(ctx, provider, verified, body, now))
+    if verified.trusted and verified.payment is not None:
+        fast = await ctx.hot.transaction(_settle_paid(ctx, provider, verified, body, now))
         if fast is not None:
             if fast == "paid" and ctx.webhooks_enabled:
                 ctx.kick()  # order.paid to deliver

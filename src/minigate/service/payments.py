@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from minigate.domain.events import EventType
 from minigate.domain.ids import new_id, provider_number
 from minigate.domain.money import Money
-from minigate.domain.states import DEAD_STATES, OPEN_STATES, PAID_STATES, OrderStatus
+from minigate.domain.states import (
+    DEAD_STATES,
+    OPEN_STATES,
+    PAID_STATES,
+    OrderStatus,
+    check_order_transition,
+)
 from minigate.errors import (
     AuthenticationError,
     Conflict,
@@ -32,7 +38,7 @@ from minigate.providers.base import (
 )
 from minigate.service.context import ServiceContext, token_hash
 from minigate.service.views import order_view
-from minigate.store import repo
+from minigate.store import hot, repo
 from minigate.store.models import Order, Payment
 
 log = logging.getLogger("minigate.payments")
@@ -54,8 +60,8 @@ async def _authorised_order(
     ctx: ServiceContext, order_id: str, client_token: str
 ) -> tuple[Order, Payment | None]:
     """The order (and its payment) if ``client_token`` is this order's token."""
-    async with ctx.sessions() as session:
-        found = await repo.order_with_payment(session, order_id)
+    rows = await ctx.hot.read(hot.ORDER_WITH_PAYMENT, order_id=order_id)
+    found = _rows(rows[0]) if rows else None
     given = token_hash(client_token or "")
     # Same answer (and same work) for "no such order" and "wrong token": no probing.
     expected = found[0].client_token_hash if found is not None else token_hash("\x00")
@@ -63,6 +69,12 @@ async def _authorised_order(
         raise AuthenticationError("client_token does not match this order", param="client_token",
                                   code="invalid_client_token")
     return found
+
+
+def _rows(row: hot.Row) -> tuple[Order, Payment | None]:
+    """Transient (detached) Order and Payment from a joined row of ``store/hot.py``."""
+    order_row, payment_row = hot.split(row)
+    return Order(**order_row), (Payment(**payment_row) if payment_row is not None else None)
 
 
 async def client_status(ctx: ServiceContext, order_id: str, client_token: str) -> dict[str, Any]:
@@ -153,8 +165,7 @@ async def _ensure_payment(
         next_check_at=next_check(ctx, 0),
     )
     try:
-        async with ctx.sessions() as session, session.begin():
-            session.add(payment)
+        await ctx.hot.transaction(hot.insert(payment))
     except IntegrityError:
         async with ctx.sessions() as session:  # a concurrent pay call created it first
             existing = await repo.payment_for_order(session, order.id)
@@ -200,20 +211,37 @@ async def _record_prepay(
         params["alipay"] = created.alipay
     if not params:
         raise ProviderError("provider returned no client parameters", provider=order.provider)
-    async with ctx.sessions() as session, session.begin():
-        fresh, order_row = await _locked(session, payment)
-        if fresh.status in ("created", "unknown", "pending"):
-            fresh.status = "pending"
-        fresh.client_params = params
-        fresh.provider_txn_id = created.provider_txn_id or fresh.provider_txn_id
-        fresh.params_expire_at = min(order.expires_at, now + PARAMS_TTL)
-        fresh.updated_at = now
-        moved = await repo.move_order(session, order_row, OrderStatus.PENDING, now,
-                                      allowed_from={OrderStatus.CREATED, OrderStatus.UNKNOWN})
-        if moved:
-            repo.add_event(session, EventType.ORDER_PENDING, now, order_id=order.id,
-                           data={"provider_order_no": fresh.provider_order_no}, webhooks=False)
+    # the order's row lock first, then the payment, the move and its event
+    await ctx.hot.transaction(_prepay_work(order, created, params, now))
     return params
+
+
+_TO_PENDING = frozenset({OrderStatus.CREATED, OrderStatus.UNKNOWN})
+_MOVE_PENDING = hot.move_order(OrderStatus.PENDING, _TO_PENDING)
+
+
+def _prepay_work(order: Order, created: CreatedPayment, params: dict[str, Any],
+                 now: datetime) -> hot.Work[None]:
+    """``_record_prepay``'s transaction on the lean path: the order's row lock first, then
+    the payment, the conditional move to ``pending`` and its timeline event."""
+    rows = yield hot.ORDER_WITH_PAYMENT_LOCKED, {"order_id": order.id}
+    assert rows, "payments are never deleted"
+    order_row, fresh = hot.split(rows[0])
+    assert fresh is not None
+    status = fresh["status"]
+    yield hot.UPDATE_PAYMENT_PREPAY, {
+        "payment_id": fresh["id"], "now": now, "client_params": params,
+        "status": "pending" if status in ("created", "unknown", "pending") else status,
+        "provider_txn_id": created.provider_txn_id or fresh["provider_txn_id"],
+        "params_expire_at": min(order.expires_at, now + PARAMS_TTL)}
+    current = OrderStatus(order_row["status"])
+    if current in _TO_PENDING:
+        check_order_transition(current, OrderStatus.PENDING)
+        moved = yield _MOVE_PENDING, {"order_id": order.id, "now": now}
+        if moved:
+            yield hot.INSERT_EVENT, repo.event_values(
+                EventType.ORDER_PENDING, now, order_id=order.id,
+                data={"provider_order_no": fresh["provider_order_no"]}, webhooks=False)
 
 
 def payment_ref(order: Order, payment: Payment) -> PaymentRef:

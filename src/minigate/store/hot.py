@@ -38,11 +38,13 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import bindparam, insert, literal_column, select, update
+from sqlalchemy import bindparam, literal_column, select, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus
@@ -68,15 +70,15 @@ class _Prepared:
     __slots__ = ("sql", "binds", "columns", "returns_rows")
 
     def __init__(self, stmt: ClauseElement, dialect: Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
+        compiled = cast(SQLCompiler, stmt.compile(dialect=dialect))
         defaults = compiled.construct_params(_check=False)
-        processors = compiled._bind_processors
+        processors: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)  # type: ignore[arg-type]
         self.sql: str = compiled.string
         #: (name, processor, default) in positional order.
         self.binds = tuple((name, processors.get(name), defaults.get(name))
                            for name in (compiled.positiontup or ()))
         self.columns = tuple((col[0], col[3]._cached_result_processor(dialect, None))
-                             for col in compiled._result_columns)
+                             for col in compiled._result_columns or ())
         self.returns_rows = bool(self.columns)
 
     def args(self, params: dict[str, Any]) -> list[Any]:
@@ -164,23 +166,25 @@ UPDATE_PAYMENT_PREPAY = Sql(
             provider_txn_id=bindparam("provider_txn_id"),
             params_expire_at=bindparam("params_expire_at"), updated_at=bindparam("now")))
 
-INSERT_EVENT = Sql(insert(Event).values(
+INSERT_EVENT = Sql(sa_insert(Event).values(
     id=bindparam("id"), type=bindparam("type"), order_id=bindparam("order_id"),
     data=bindparam("data"), deliver=bindparam("deliver"),
     delivery_status=bindparam("delivery_status"), attempts=0,
     next_attempt_at=bindparam("next_attempt_at"), last_error="",
     created_at=bindparam("created_at")).returning(Event.seq))
 
-INSERT_NOTIFICATION = Sql(insert(Notification).values(
+INSERT_NOTIFICATION = Sql(sa_insert(Notification).values(
     provider=bindparam("provider"), event_key=bindparam("event_key"),
     order_id=bindparam("order_id"), outcome=bindparam("outcome"), body=bindparam("body"),
     received_at=bindparam("received_at")))
 
-INSERT_PAYMENT = Sql(insert(Payment).values(
-    {c.name: bindparam(c.name) for c in Payment.__table__.columns}))
 
-INSERT_ORDER = Sql(insert(Order).values(
-    {c.name: bindparam(c.name) for c in Order.__table__.columns}))
+def _insert_all(model: type[Any]) -> Sql:
+    return Sql(sa_insert(model).values({c.name: bindparam(c.name)
+                                        for c in model.__table__.columns}))
+
+
+_INSERT_ROW = {model: _insert_all(model) for model in (Order, Payment, IdempotencyRecord)}
 
 #: Store a keyed request's answer with the resource (``Attempt.complete``'s statement).
 COMPLETE_KEY = Sql(
@@ -192,8 +196,11 @@ COMPLETE_KEY = Sql(
     .values(state="done", recovery_point="finished", response_status=bindparam("status"),
             response_body=bindparam("body")))
 
-INSERT_KEY = Sql(insert(IdempotencyRecord).values(
-    {c.name: bindparam(c.name) for c in IdempotencyRecord.__table__.columns}))
+
+def insert(row: Order | Payment | IdempotencyRecord) -> Work[None]:
+    """INSERT a transient ORM object: every column, as the object holds it."""
+    yield _INSERT_ROW[type(row)], {c.name: getattr(row, c.name)
+                                   for c in type(row).__table__.columns}
 
 
 def split(row: Row) -> tuple[Row, Row | None]:
@@ -214,6 +221,8 @@ class HotStore:
         self.engine = engine
         self.dialect = engine.sync_engine.dialect
         self.sqlite = self.dialect.name == "sqlite"
+        #: Statements run so far (``python -m bench.inproc`` counts SQL per operation).
+        self.statements = 0
 
     async def read(self, sql: Sql, **params: Any) -> list[Row]:
         """One statement outside any transaction (a read)."""
@@ -229,8 +238,9 @@ class HotStore:
 
     async def _run(self, work: Work[T], *, transaction: bool) -> T:
         fairy = await self.engine.raw_connection()
-        driver = fairy.driver_connection
+        driver: Any = fairy.driver_connection
         clean = False
+        work = self._counted(work)
         try:
             if self.sqlite:
                 result = await _on_thread(driver, partial(_run_sqlite, driver._conn,
@@ -251,6 +261,17 @@ class HotStore:
                 fairy.close()  # nothing to reset: the transaction ended here
             else:  # broken or interrupted mid-transaction: never hand it to anyone else
                 await asyncio.shield(greenlet_spawn(fairy.invalidate))
+
+
+    def _counted(self, work: Work[T]) -> Work[T]:
+        result: Any = None
+        while True:
+            try:
+                step = work.send(result)
+            except StopIteration as done:
+                return cast(T, done.value)
+            self.statements += 1
+            result = yield step
 
 
 async def _on_thread(driver: Any, function: Callable[[], T]) -> T:

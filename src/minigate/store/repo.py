@@ -31,16 +31,6 @@ async def payment_for_order(session: AsyncSession, order_id: str) -> Payment | N
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def order_with_payment(
-    session: AsyncSession, order_id: str
-) -> tuple[Order, Payment | None] | None:
-    """An order and its payment (if any), in one query."""
-    stmt = (select(Order, Payment).outerjoin(Payment, Payment.order_id == Order.id)
-            .where(Order.id == order_id))
-    row = (await session.execute(stmt)).first()
-    return None if row is None else (row[0], row[1])
-
-
 async def payment_with_order(
     session: AsyncSession, provider: str, number: str, *, lock: bool = False
 ) -> tuple[Payment, Order] | None:
