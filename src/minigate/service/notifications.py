@@ -16,6 +16,7 @@ import inspect
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -146,7 +147,16 @@ async def _record_and_apply(
 
 
 _PAID_WORD = (ProviderPaymentStatus.PAID, ProviderPaymentStatus.REFUNDED)
-_PAY = hot.move_order(OrderStatus.PAID, OPEN_STATES, "paid_at")
+#: The paid transition's writes, one round trip on PostgreSQL: the order (conditional),
+#: the payment, the outbox event, the notification record.
+_PAID_WRITES = hot.Many(hot.move_order(OrderStatus.PAID, OPEN_STATES, "paid_at"),
+                        hot.UPDATE_PAYMENT_PAID, hot.INSERT_EVENT, hot.INSERT_NOTIFICATION)
+
+
+def _record(provider: str, verified: VerifiedNotification, order_id: str | None,
+            outcome: str, body: bytes, now: datetime) -> dict[str, Any]:
+    return {"provider": provider, "event_key": verified.event_key[:160], "order_id": order_id,
+            "outcome": outcome, "body": body, "received_at": now}
 
 
 def _settle_paid(
@@ -159,8 +169,8 @@ def _settle_paid(
     notification for an unknown payment is recorded as ``unmatched``.
 
     Anything else — a mismatch, a failure or close, an order already closed — returns
-    None having changed nothing, and takes the general path (``_apply``). Runs on the
-    SQLite driver's thread: no awaits, no ``ctx.kick()``."""
+    None having changed nothing, and takes the general path (``_apply``). May run on the
+    SQLite connection's thread: no awaits, no ``ctx.kick()``."""
     state = verified.payment
     assert state is not None
     rows = yield hot.LOCATE_PAYMENT, {"provider": provider, "number": state.provider_order_no}
@@ -176,21 +186,19 @@ def _settle_paid(
         order_id, outcome = order.id, "noop"
         if status in OPEN_STATES:
             check_order_transition(status, OrderStatus.PAID)
-            moved = yield _PAY, {"order_id": order.id, "now": now, "paid_at": now}
-            if len(moved) != 1:  # cannot happen under the row lock; the general path decides
-                raise hot.Rollback(None)
             order.status, order.paid_at, order.updated_at = OrderStatus.PAID.value, now, now
-            yield hot.UPDATE_PAYMENT_PAID, {
-                "payment_id": payment["id"], "now": now,
-                "provider_txn_id": state.provider_txn_id or payment["provider_txn_id"]}
-            yield hot.INSERT_EVENT, repo.event_values(
-                EventType.ORDER_PAID, now, order_id=order.id,
-                data={"order": order_view(order, detail=False)},
-                webhooks=ctx.webhooks_enabled)
-            outcome = "paid"
-    yield hot.INSERT_NOTIFICATION, {
-        "provider": provider, "event_key": verified.event_key[:160], "order_id": order_id,
-        "outcome": outcome, "body": body, "received_at": now}
+            event = repo.event_values(EventType.ORDER_PAID, now, order_id=order.id,
+                                      data={"order": order_view(order, detail=False)},
+                                      webhooks=ctx.webhooks_enabled)
+            moved, *_ = yield _PAID_WRITES, [
+                {"order_id": order.id, "now": now, "paid_at": now},
+                {"payment_id": payment["id"], "now": now,
+                 "provider_txn_id": state.provider_txn_id or payment["provider_txn_id"]},
+                event, _record(provider, verified, order.id, "paid", body, now)]
+            if moved != 1:  # cannot happen under the row lock; the general path decides
+                raise hot.Rollback(None)
+            return "paid"
+    yield hot.INSERT_NOTIFICATION, _record(provider, verified, order_id, outcome, body, now)
     return outcome
 
 

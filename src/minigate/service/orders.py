@@ -22,7 +22,7 @@ from minigate.service.context import ServiceContext, token_hash
 from minigate.service.idempotency import Attempt, key_taken
 from minigate.service.views import event_view, order_view
 from minigate.store import repo
-from minigate.store.hot import COMPLETE_KEY, INSERT_EVENT, Work, insert
+from minigate.store.hot import COMPLETE_KEY, INSERT_EVENT, INSERT_ORDER, Many, Work, values
 from minigate.store.models import Event, Order, Payment
 
 MIN_TTL, MAX_TTL = 60, 7 * 24 * 3600
@@ -78,6 +78,10 @@ async def create_order(ctx: ServiceContext, cmd: NewOrder,
     return view
 
 
+_CREATE = Many(INSERT_ORDER, INSERT_EVENT)
+_CREATE_KEYED = Many(INSERT_ORDER, INSERT_EVENT, COMPLETE_KEY)
+
+
 async def _create(ctx: ServiceContext, order: Order, token: str, cmd: NewOrder,
                   attempt: Attempt | None, now: datetime) -> dict[str, Any]:
     """The order, its event and the Idempotency-Key's stored answer in one transaction (a
@@ -90,12 +94,12 @@ async def _create(ctx: ServiceContext, order: Order, token: str, cmd: NewOrder,
     completion = attempt.completion(201, view) if attempt is not None else None
 
     def work() -> Work[None]:
-        yield from insert(order)
-        yield INSERT_EVENT, event
-        if completion is not None:
-            stored = yield COMPLETE_KEY, completion
-            if stored != 1:
-                raise key_taken()
+        if completion is None:
+            yield _CREATE, [values(order), event]
+            return
+        *_, stored = yield _CREATE_KEYED, [values(order), event, completion]
+        if stored != 1:
+            raise key_taken()
 
     await ctx.hot.transaction(work())
     if attempt is not None and completion is not None:

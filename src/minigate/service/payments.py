@@ -217,7 +217,9 @@ async def _record_prepay(
 
 
 _TO_PENDING = frozenset({OrderStatus.CREATED, OrderStatus.UNKNOWN})
-_MOVE_PENDING = hot.move_order(OrderStatus.PENDING, _TO_PENDING)
+#: The payment's prepay, the order's move to pending and its event: one round trip.
+_PREPAY_WRITES = hot.Many(hot.UPDATE_PAYMENT_PREPAY,
+                          hot.move_order(OrderStatus.PENDING, _TO_PENDING), hot.INSERT_EVENT)
 
 
 def _prepay_work(order: Order, created: CreatedPayment, params: dict[str, Any],
@@ -229,19 +231,23 @@ def _prepay_work(order: Order, created: CreatedPayment, params: dict[str, Any],
     order_row, fresh = hot.split(rows[0])
     assert fresh is not None
     status = fresh["status"]
-    yield hot.UPDATE_PAYMENT_PREPAY, {
+    payment = {
         "payment_id": fresh["id"], "now": now, "client_params": params,
         "status": "pending" if status in ("created", "unknown", "pending") else status,
         "provider_txn_id": created.provider_txn_id or fresh["provider_txn_id"],
         "params_expire_at": min(order.expires_at, now + PARAMS_TTL)}
     current = OrderStatus(order_row["status"])
-    if current in _TO_PENDING:
-        check_order_transition(current, OrderStatus.PENDING)
-        moved = yield _MOVE_PENDING, {"order_id": order.id, "now": now}
-        if moved:
-            yield hot.INSERT_EVENT, repo.event_values(
-                EventType.ORDER_PENDING, now, order_id=order.id,
-                data={"provider_order_no": fresh["provider_order_no"]}, webhooks=False)
+    if current not in _TO_PENDING:
+        yield hot.UPDATE_PAYMENT_PREPAY, payment
+        return
+    check_order_transition(current, OrderStatus.PENDING)
+    _, moved, _ = yield _PREPAY_WRITES, [
+        payment, {"order_id": order.id, "now": now},
+        repo.event_values(EventType.ORDER_PENDING, now, order_id=order.id,
+                          data={"provider_order_no": fresh["provider_order_no"]},
+                          webhooks=False)]
+    if moved != 1:
+        raise RuntimeError(f"order {order.id} moved under its row lock")
 
 
 def payment_ref(order: Order, payment: Payment) -> PaymentRef:

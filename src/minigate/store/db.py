@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
 SQLITE_POOL_TIMEOUT = 30.0
+#: How long a SQLite statement waits for another process's write lock.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def is_sqlite(url: str) -> bool:
@@ -30,8 +32,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # never open a session while holding another (it would wait for itself).
         # The pool's reset is ours (``_sqlite_reset``): a rollback only when a transaction
         # is open, so a connection that comes back idle costs no thread hand-off (the hot
-        # path, ``store/hot.py``, returns it that way).
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1,
+        # path, ``store/hot.py``, returns it that way). ``check_same_thread=False``: the hot
+        # path runs its transactions on the event loop's thread, on this same connection,
+        # while it holds it (checked out of this pool of one, so never concurrently).
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                                        "check_same_thread": False},
+                                     pool_size=1,
                                      max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT,
                                      pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -49,7 +55,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

@@ -8,11 +8,14 @@ driver directly:
   with SQLAlchemy's own bind and result processors, so values are stored exactly as the ORM
   stores them (datetimes, JSON) and read back the same way;
 * a transaction is written once, as a generator that yields ``(statement, params)`` and gets
-  the rows (or the row count) back (:data:`Work`). On **SQLite** the whole generator runs on
-  the driver's own thread in one hand-off — ``BEGIN IMMEDIATE`` to ``COMMIT`` — on the one
-  connection of the process (it is checked out of the engine's pool like any session, so the
-  one-connection rule holds); on **PostgreSQL** each statement is one asyncpg round trip
-  with asyncpg's prepared-statement cache;
+  the rows (or the row count) back (:data:`Work`). On **SQLite** the whole generator runs
+  with the stdlib driver on the event loop's own thread — ``BEGIN IMMEDIATE`` to ``COMMIT``,
+  no thread hand-off at all — on the one connection of the process (checked out of the
+  engine's pool of one like any session, so the one-connection rule holds). If another
+  process holds the write lock, ``BEGIN IMMEDIATE`` fails at once (busy timeout 0 for that
+  statement) and the transaction runs instead on the connection's own thread, which waits
+  for the lock without stopping the event loop. On **PostgreSQL** each statement is one
+  asyncpg round trip, with asyncpg's prepared-statement cache;
 * a generator that raises :class:`Rollback` rolls back and returns its value; any other
   exception rolls back and propagates. Unique violations surface as SQLAlchemy's
   ``IntegrityError`` (what services catch); an unavailable database as the driver's own
@@ -24,8 +27,8 @@ order's row lock (``FOR UPDATE OF orders`` on PostgreSQL; ``BEGIN IMMEDIATE`` on
 taken before a payment changes, the outbox event is written in the same transaction, and
 the unique notification key makes a duplicate roll back.
 
-The generator runs on the driver thread on SQLite: it must not await, touch the event loop
-(``ctx.kick()`` belongs to the caller, afterwards) or open another session.
+A generator may run on the SQLite connection's thread: it must not await, touch the event
+loop (``ctx.kick()`` belongs to the caller, afterwards) or open another session.
 """
 
 from __future__ import annotations
@@ -38,22 +41,26 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import bindparam, literal_column, select, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.util import greenlet_spawn
 
 from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus
+from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS
 from minigate.store.models import Event, IdempotencyRecord, Notification, Order, Payment
 
 T = TypeVar("T")
 Row = dict[str, Any]
-#: One statement with its parameters, as a transaction generator yields it.
-Step = tuple["Sql", dict[str, Any]]
+#: One statement with its parameters, as a transaction generator yields it (a :class:`Many`
+#: takes a list: one dict per part).
+Step = tuple["Sql", Any]
 #: A transaction: yields steps, receives rows (statements that return rows) or a row count.
 Work = Generator[Step, Any, T]
 
@@ -109,6 +116,44 @@ class Sql:
         if found is None:
             found = self._by_dialect[dialect.name] = _Prepared(self.stmt, dialect)
         return found
+
+
+class Many(Sql):
+    """Several writes that need nothing from one another, as one step with one parameter
+    dict per part: on PostgreSQL one statement of data-modifying CTEs (one round trip), on
+    SQLite one after another. The step's result is the number of rows each part touched,
+    in order."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, *parts: Sql) -> None:
+        self.parts = parts
+        ctes = []
+        for i, part in enumerate(parts):
+            stmt: Any = _renamed(part.stmt, f"w{i}_")
+            if not stmt._returning:
+                stmt = stmt.returning(literal_column("1"))
+            ctes.append(stmt.cte(f"w{i}"))
+        super().__init__(select(*(select(func.count()).select_from(c).scalar_subquery()
+                                  .label(f"n{i}") for i, c in enumerate(ctes))))
+
+    @staticmethod
+    def merged(params: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return {f"w{i}_{k}": v for i, part in enumerate(params) for k, v in part.items()}
+
+
+def _renamed(stmt: ClauseElement, prefix: str) -> ClauseElement:
+    """``stmt`` with each named parameter ``x`` renamed ``prefix + x`` (anonymous ones, for
+    literal values, are renamed by the compiler anyway)."""
+
+    def rename(element: Any) -> Any:
+        if isinstance(element, BindParameter) and not element.unique:
+            return bindparam(prefix + element.key, element.value, type_=element.type,
+                             required=element.required)
+        return None
+
+    traverse: Any = replacement_traverse  # its overloads do not cover a DML statement
+    return cast(ClauseElement, traverse(stmt, {}, rename))
 
 
 def _states(states: Iterable[OrderStatus]) -> Any:
@@ -185,6 +230,7 @@ def _insert_all(model: type[Any]) -> Sql:
 
 
 _INSERT_ROW = {model: _insert_all(model) for model in (Order, Payment, IdempotencyRecord)}
+INSERT_ORDER = _INSERT_ROW[Order]
 
 #: Store a keyed request's answer with the resource (``Attempt.complete``'s statement).
 COMPLETE_KEY = Sql(
@@ -199,8 +245,11 @@ COMPLETE_KEY = Sql(
 
 def insert(row: Order | Payment | IdempotencyRecord) -> Work[None]:
     """INSERT a transient ORM object: every column, as the object holds it."""
-    yield _INSERT_ROW[type(row)], {c.name: getattr(row, c.name)
-                                   for c in type(row).__table__.columns}
+    yield _INSERT_ROW[type(row)], values(row)
+
+
+def values(row: Order | Payment | IdempotencyRecord) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in type(row).__table__.columns}
 
 
 def split(row: Row) -> tuple[Row, Row | None]:
@@ -243,8 +292,7 @@ class HotStore:
         work = self._counted(work)
         try:
             if self.sqlite:
-                result = await _on_thread(driver, partial(_run_sqlite, driver._conn,
-                                                          self.dialect, work, transaction))
+                result = await self._sqlite(driver, work, transaction)
                 clean = not driver._conn.in_transaction
             else:
                 result = await _run_asyncpg(driver, self.dialect, work, transaction)
@@ -262,6 +310,29 @@ class HotStore:
             else:  # broken or interrupted mid-transaction: never hand it to anyone else
                 await asyncio.shield(greenlet_spawn(fairy.invalidate))
 
+
+    async def _sqlite(self, driver: Any, work: Work[T], transaction: bool) -> T:
+        """On the event loop's thread, with no hand-off at all, unless another process
+        holds the write lock: then on the connection's own thread, which may wait for it
+        (the busy timeout) without stopping the event loop."""
+        conn: sqlite3.Connection = driver._conn
+        if transaction:
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                began = False
+            else:
+                began = True
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if not began:
+                return await _on_thread(driver, partial(_run_sqlite, conn, self.dialect,
+                                                        work, begin=True))
+        # Reads never wait for a lock in WAL mode.
+        return _run_sqlite(conn, self.dialect, work, begin=False, transaction=transaction)
 
     def _counted(self, work: Work[T]) -> Work[T]:
         result: Any = None
@@ -288,30 +359,37 @@ async def _on_thread(driver: Any, function: Callable[[], T]) -> T:
         raise
 
 
-def _run_sqlite(conn: sqlite3.Connection, dialect: Dialect, work: Work[T],
-                transaction: bool) -> T:
-    if transaction:
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _run_sqlite(conn: sqlite3.Connection, dialect: Dialect, work: Work[T], *, begin: bool,
+                transaction: bool = True) -> T:
+    """Drive ``work`` on ``conn`` (``begin``: open the transaction first; else it is open
+    already, or ``transaction`` is False and each statement stands alone)."""
+    if begin:
         conn.execute("BEGIN IMMEDIATE")
     try:
         result: Any = None
         while True:
             sql, params = work.send(result)
-            prepared = sql.prepared(dialect)
-            cursor = conn.execute(prepared.sql, prepared.args(params))
-            if prepared.returns_rows:
-                result = prepared.rows(cursor.fetchall())
+            if isinstance(sql, Many):
+                result = [_count(_sqlite_step(conn, dialect, part, part_params))
+                          for part, part_params in zip(sql.parts, params, strict=True)]
             else:
-                result = cursor.rowcount
-            cursor.close()
+                result = _sqlite_step(conn, dialect, sql, params)
     except StopIteration as done:
         if transaction:
             conn.commit()
         return cast(T, done.value)
     except Rollback as stop:
-        conn.rollback()
+        if conn.in_transaction:
+            conn.rollback()
         return cast(T, stop.value)
     except sqlite3.IntegrityError as exc:
-        conn.rollback()
+        if conn.in_transaction:
+            conn.rollback()
         raise IntegrityError(None, None, exc) from exc
     except BaseException:
         if conn.in_transaction:
@@ -319,6 +397,20 @@ def _run_sqlite(conn: sqlite3.Connection, dialect: Dialect, work: Work[T],
         raise
     finally:
         work.close()
+
+
+def _sqlite_step(conn: sqlite3.Connection, dialect: Dialect, sql: Sql,
+                 params: dict[str, Any]) -> list[Row] | int:
+    prepared = sql.prepared(dialect)
+    cursor = conn.execute(prepared.sql, prepared.args(params))
+    try:
+        return prepared.rows(cursor.fetchall()) if prepared.returns_rows else cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _count(result: list[Row] | int) -> int:
+    return len(result) if isinstance(result, list) else result
 
 
 async def _run_asyncpg(conn: Any, dialect: Dialect, work: Work[T], transaction: bool) -> T:
@@ -331,7 +423,10 @@ async def _run_asyncpg(conn: Any, dialect: Dialect, work: Work[T], transaction: 
         while True:
             sql, params = work.send(result)
             prepared = sql.prepared(dialect)
-            if prepared.returns_rows:
+            if isinstance(sql, Many):
+                merged = Many.merged(params)
+                result = list(await conn.fetchrow(prepared.sql, *prepared.args(merged)))
+            elif prepared.returns_rows:
                 result = prepared.rows(await conn.fetch(prepared.sql, *prepared.args(params)))
             else:
                 status = await conn.execute(prepared.sql, *prepared.args(params))

@@ -1,0 +1,152 @@
+"""The lean store path (``store/hot.py``) on both databases: what it writes reads back the
+same through the ORM, a rollback leaves nothing, a unique violation is SQLAlchemy's
+IntegrityError, the connection goes back to the pool clean, and on SQLite a transaction
+that must wait for another process's write lock does not stop the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from minigate.domain.events import EventType
+from minigate.domain.states import OPEN_STATES, OrderStatus
+from minigate.store import hot, repo
+from minigate.store.db import make_engine, migrate, session_factory
+from minigate.store.models import Event, Order, Payment
+
+NOW = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    await migrate(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def _order(number: int, **kw: Any) -> Order:
+    values: dict[str, Any] = dict(
+        id=f"ord_hot{number}", merchant_reference=f"ref-{number}", amount_minor=1230,
+        currency="NZD", description="tea", channel="wechat", provider="latipay",
+        status="created", client_token_hash="0" * 64, refunded_minor=0,
+        refund_reserved_minor=0, metadata_json={"cart": [1, 2], "note": "ü"}, flagged=0,
+        expires_at=NOW + timedelta(hours=2), paid_at=None, created_at=NOW, updated_at=NOW,
+        version=1, close_after=None)
+    values.update(kw)
+    return Order(**values)
+
+
+def _payment(order: Order) -> Payment:
+    return Payment(id="pay_" + order.id, order_id=order.id, provider="latipay",
+                   provider_order_no="N" + order.id, provider_txn_id=None, status="created",
+                   openid="o1", client_params=None, params_expire_at=None,
+                   next_check_at=NOW + timedelta(seconds=20), checks=0, created_at=NOW,
+                   updated_at=NOW)
+
+
+async def test_what_it_writes_the_orm_reads_back_the_same(engine: AsyncEngine) -> None:
+    store = hot.hot_store(engine)
+    order = _order(1)
+    await store.transaction(hot.insert(order))
+    await store.transaction(hot.insert(_payment(order)))
+    async with session_factory(engine)() as session:
+        stored = await session.get(Order, order.id)
+        assert stored is not None
+        assert stored.expires_at == order.expires_at and stored.expires_at.tzinfo is not None
+        assert stored.metadata_json == {"cart": [1, 2], "note": "ü"}
+        assert (stored.amount_minor, stored.status, stored.version) == (1230, "created", 1)
+    rows = await store.read(hot.ORDER_WITH_PAYMENT, order_id=order.id)
+    got, payment = hot.split(rows[0])
+    assert got["created_at"] == NOW and got["metadata_json"] == order.metadata_json
+    assert payment is not None and payment["next_check_at"] == NOW + timedelta(seconds=20)
+    assert await store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_none") == []
+
+
+async def test_the_conditional_move_and_the_event_in_one_transaction(engine: AsyncEngine) -> None:
+    store = hot.hot_store(engine)
+    order = _order(2)
+    await store.transaction(hot.insert(order))
+    await store.transaction(hot.insert(_payment(order)))
+    pay = hot.move_order(OrderStatus.PAID, OPEN_STATES, "paid_at")
+    later = NOW + timedelta(minutes=1)
+
+    def work() -> hot.Work[int]:
+        rows = yield hot.LOCATE_PAYMENT, {"provider": "latipay", "number": "N" + order.id}
+        assert rows and rows[0]["status"] == "created"
+        moved = yield pay, {"order_id": order.id, "now": later, "paid_at": later}
+        yield hot.INSERT_EVENT, repo.event_values(EventType.ORDER_PAID, later,
+                                                  order_id=order.id, data={"x": 1},
+                                                  webhooks=True)
+        again = yield pay, {"order_id": order.id, "now": later, "paid_at": later}
+        return len(moved) * 10 + len(again)
+
+    assert await store.transaction(work()) == 10  # the second move finds no open state
+    async with session_factory(engine)() as session:
+        stored = await session.get(Order, order.id)
+        assert stored is not None and (stored.status, stored.version) == ("paid", 2)
+        assert stored.paid_at == later
+        events = await repo.events_for_order(session, order.id)
+        assert [(e.type, e.data, e.delivery_status) for e in events] == [
+            ("order.paid", {"x": 1}, "pending")]
+
+
+async def test_rollback_error_and_duplicate_leave_nothing(engine: AsyncEngine) -> None:
+    store = hot.hot_store(engine)
+    first = _order(3)
+    await store.transaction(hot.insert(first))
+
+    def then(signal: BaseException) -> hot.Work[None]:
+        yield from hot.insert(_order(4))
+        raise signal
+
+    assert await store.transaction(then(hot.Rollback("kept"))) == "kept"
+    with pytest.raises(ValueError, match="a bug"):
+        await store.transaction(then(ValueError("a bug")))
+
+    def duplicate() -> hot.Work[None]:
+        yield from hot.insert(_order(5))
+        yield from hot.insert(_order(6, merchant_reference=first.merchant_reference))
+
+    with pytest.raises(IntegrityError):
+        await store.transaction(duplicate())
+    async with session_factory(engine)() as session:  # the connection came back usable
+        count = await session.scalar(select(func.count()).select_from(Order))
+        assert count == 1
+        assert await session.scalar(select(func.count()).select_from(Event)) == 0
+
+
+async def test_sqlite_waits_for_another_process_lock_without_stopping_the_loop(
+    sqlite_url: str,
+) -> None:
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    other = sqlite3.connect(sqlite_url.split(":///", 1)[1], isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        task = asyncio.create_task(store.transaction(hot.insert(_order(7))))
+        ticks = 0
+        for _ in range(20):  # the event loop keeps running meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not task.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(task, timeout=10)
+        rows = await store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot7")
+        assert [r["id"] for r in rows] == ["ord_hot7"]
+        async with session_factory(engine)() as session, session.begin():
+            session.add(_order(8))  # the ORM still has its connection, with its busy timeout
+    finally:
+        other.close()
+        await engine.dispose()
