@@ -75,35 +75,67 @@ def _missing(target: str, threshold: str) -> list[dict[str, Any]]:
     return [_row(target, "–", None, threshold, None)]
 
 
-def _latipay_checkout(result: dict[str, Any]) -> list[dict[str, Any]]:
-    name, rows = "Latipay checkout ≥ 0.8× baseline (saturation ops/s)", []
+#: The issue's goals, minigate ÷ the bare baseline of the same run (absolute ops/s and ms
+#: depend on the machine and stay in the report as information).
+NOTIFY_THROUGHPUT_MIN = 0.5
+NOTIFY_CPU_MAX = 2.0
+CHECKOUT_THROUGHPUT_MIN = 0.8
+P99_MAX = 2.0
+#: WeChat Pay v3 checkout CPU per operation ÷ the baseline's: the checkout throughput goal
+#: in CPU terms (1 / 0.8), for the provider whose crypto is heaviest.
+WECHAT_CHECKOUT_CPU_MAX = 1 / CHECKOUT_THROUGHPUT_MIN
+
+
+def _ratio_rows(result: dict[str, Any], op: str, name: str, threshold: float, *,
+                at_least: bool, cpu: bool = False) -> list[dict[str, Any]]:
+    """One row per provider and database: minigate ÷ baseline throughput (or, ``cpu``, server
+    CPU per operation) at saturation."""
+    rows = []
+    sign = "≥" if at_least else "≤"
     for r in result.get("ratios") or []:
-        if r.get("provider", result.get("provider")) == "latipay" and r["op"] == "checkout":
-            rows.append(_row(name, r["db"], r["ratio"], "≥ 0.80", r["ratio"] >= 0.8,
-                             f"{r['ratio']:.2f}×"))
-    return rows or _missing(name, "≥ 0.80")
+        if r["op"] != op:
+            continue
+        provider = r.get("provider", result.get("provider"))
+        if cpu:
+            if not r.get("minigate_cpu_ms") or not r.get("baseline_cpu_ms"):
+                continue
+            value = r["minigate_cpu_ms"] / r["baseline_cpu_ms"]
+            shown = (f"{r['minigate_cpu_ms']:.2f} / {r['baseline_cpu_ms']:.2f} ms = "
+                     f"{value:.2f}×")
+        else:
+            value = r["ratio"]
+            shown = f"{r['minigate']:,.0f} / {r['baseline']:,.0f} ops/s = {value:.2f}×"
+        met = value >= threshold if at_least else value <= threshold
+        rows.append(_row(name, f"{provider} {r['db']}", value, f"{sign} {threshold:.2f}×",
+                         met, shown))
+    return rows or _missing(name, f"{sign} {threshold:.2f}×")
 
 
-def _half_load_p99(result: dict[str, Any], op: str, limit_ms: float) -> list[dict[str, Any]]:
-    name, rows = f"{op} p99 < {limit_ms:.0f} ms at half saturation (open loop)", []
-    for p in result["phases"]:
-        if (p["suite"], p["server"], p["op"], p["mode"], p.get("fraction")) == (
-                "core", "minigate", op, "open", 0.5):
-            rows.append(_row(name, f"{p.get('provider')} {p['db']}", p["p99_ms"],
-                             f"< {limit_ms:.0f} ms", p["p99_ms"] < limit_ms,
-                             f"{p['p99_ms']:.1f} ms"))
-    return rows or _missing(name, f"< {limit_ms:.0f} ms")
+def _throughput(result: dict[str, Any], op: str, minimum: float) -> list[dict[str, Any]]:
+    return _ratio_rows(result, op, f"{op} throughput ≥ {minimum:g}× baseline (saturation)",
+                       minimum, at_least=True)
 
 
-def _notification_rate(result: dict[str, Any]) -> list[dict[str, Any]]:
-    name, rows = "notifications ≥ 1,000/s on one API process (saturation)", []
-    for p in result["phases"]:
-        if (p["suite"], p["server"], p["op"], p["mode"]) == (
-                "core", "minigate", "notification", "closed"):
-            rows.append(_row(name, f"{p.get('provider')} {p['db']}", p["throughput"],
-                             "≥ 1,000/s", p["throughput"] >= 1000,
-                             f"{p['throughput']:,.0f}/s"))
-    return rows or _missing(name, "≥ 1,000/s")
+def _notify_cpu(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return _ratio_rows(result, "notification",
+                       f"CPU per notification ≤ {NOTIFY_CPU_MAX:g}× baseline's (saturation)",
+                       NOTIFY_CPU_MAX, at_least=False, cpu=True)
+
+
+def _half_load_p99(result: dict[str, Any], op: str) -> list[dict[str, Any]]:
+    """minigate's p99 at half its saturation ÷ the baseline's at half of its own."""
+    name, rows = (f"{op} p99 at half saturation ≤ {P99_MAX:g}× baseline's "
+                  "(open loop, each at half its own saturation)"), []
+    half = {(p.get("provider"), p["db"], p["server"]): p for p in result["phases"]
+            if (p["suite"], p["op"], p["mode"], p.get("fraction")) == ("core", op, "open", 0.5)}
+    for (provider, db, server), m in half.items():
+        b = half.get((provider, db, "baseline"))
+        if server != "minigate" or b is None or not b["p99_ms"]:
+            continue
+        value = m["p99_ms"] / b["p99_ms"]
+        rows.append(_row(name, f"{provider} {db}", value, f"≤ {P99_MAX:.2f}×", value <= P99_MAX,
+                         f"{m['p99_ms']:.1f} / {b['p99_ms']:.1f} ms = {value:.2f}×"))
+    return rows or _missing(name, f"≤ {P99_MAX:.2f}×")
 
 
 def _per_order_cost(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -148,19 +180,19 @@ def _rss_flat(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows or _missing(name, f"24 h projection < {RSS_LIMIT_MB:.0f} MB")
 
 
-def _wechat_floor(result: dict[str, Any]) -> list[dict[str, Any]]:
-    name, rows = "WeChat Pay v3 checkout CPU/op ≤ 1.5× its crypto floor", []
-    for r in result.get("cpu_vs_floor") or []:
-        if r["provider"] == "wechatpay" and r["op"] == "checkout" and r["ratio"] is not None:
-            rows.append(_row(name, r["db"], r["ratio"], "≤ 1.50", r["ratio"] <= 1.5,
-                             f"{r['cpu_ms']:.2f} ms / {r['floor_us'] / 1000:.2f} ms = "
-                             f"{r['ratio']:.1f}×"))
-    return rows or _missing(name, "≤ 1.50")
+def _wechat_checkout_cpu(result: dict[str, Any]) -> list[dict[str, Any]]:
+    name = (f"WeChat Pay v3 checkout CPU/op ≤ {WECHAT_CHECKOUT_CPU_MAX:.2f}× baseline's "
+            "(the crypto floor is information)")
+    rows = [r for r in _ratio_rows(result, "checkout", name, WECHAT_CHECKOUT_CPU_MAX,
+                                   at_least=False, cpu=True)
+            if r["scope"].startswith("wechatpay ")]
+    return rows or _missing(name, f"≤ {WECHAT_CHECKOUT_CPU_MAX:.2f}×")
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target of the issue, computed from this run's own figures."""
-    return (_latipay_checkout(result) + _half_load_p99(result, "checkout", 50)
-            + _notification_rate(result) + _half_load_p99(result, "notification", 20)
-            + _per_order_cost(result) + _rss_limit(result) + _rss_flat(result)
-            + _wechat_floor(result))
+    return (_throughput(result, "notification", NOTIFY_THROUGHPUT_MIN) + _notify_cpu(result)
+            + _throughput(result, "checkout", CHECKOUT_THROUGHPUT_MIN)
+            + _half_load_p99(result, "checkout") + _half_load_p99(result, "notification")
+            + _wechat_checkout_cpu(result)
+            + _per_order_cost(result) + _rss_limit(result) + _rss_flat(result))

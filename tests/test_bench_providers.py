@@ -58,7 +58,7 @@ def test_notification_verifies_with_minigate_and_pays_the_seeded_order(connector
     assert verified.trusted and state is not None
     assert state.status is ProviderPaymentStatus.PAID
     assert state.provider_order_no == number
-    # what service.payments._mismatch compares with the seeded order
+    # what service.payments.mismatch compares with the seeded order
     assert state.amount == Money(provider.amount_minor, provider.currency)
     assert Money.parse(provider.amount, provider.currency).minor == provider.amount_minor
     identity = getattr(connector, "identity", {})
