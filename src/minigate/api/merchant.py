@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 
@@ -15,6 +16,14 @@ from minigate.service import orders, refunds
 from minigate.service.idempotency import Attempt, request_fingerprint, run_idempotent
 
 router = APIRouter(prefix="/v1", tags=["merchant"])
+
+
+class JSONAnswer(JSONResponse):
+    """The keyed answers (orders, refunds), serialised with orjson: a replay is the stored
+    answer, not a model, so FastAPI's own serialiser does not apply."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 @router.post("/orders", status_code=201)
@@ -34,7 +43,7 @@ async def create_order(
 
     status, payload = await run_idempotent(
         ctx, api_key, key, request_fingerprint("POST /v1/orders", body.model_dump()), run)
-    return JSONResponse(payload, status)
+    return JSONAnswer(payload, status)
 
 
 @router.get("/orders/{order_id}")
@@ -73,7 +82,7 @@ async def create_refund(
 
     fingerprint = request_fingerprint(f"POST /v1/orders/{order_id}/refunds", body.model_dump())
     status, response = await run_idempotent(ctx, api_key, key, fingerprint, run)
-    return JSONResponse(response, status)
+    return JSONAnswer(response, status)
 
 
 @router.get("/refunds/{refund_id}")

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -152,7 +153,7 @@ class ResponseBox:
 
     def seal(self, body: dict[str, Any]) -> str:
         nonce = os.urandom(12)
-        plain = json.dumps(body, separators=(",", ":")).encode()
+        plain = orjson.dumps(body)
         return "v1:" + base64.b64encode(nonce + self._aead.encrypt(nonce, plain, None)).decode()
 
     def open(self, sealed: str) -> dict[str, Any]:

@@ -168,9 +168,12 @@ def _states(states: Iterable[OrderStatus]) -> Any:
 _ORDER_COLS = [c for c in Order.__table__.columns]
 _PAYMENT_COLS = [c.label(f"p_{c.name}") for c in Payment.__table__.columns]
 
-#: A payment by its provider number with its order; the order's row lock on PostgreSQL.
+#: A payment by its provider number (what settling it needs) with its order; the order's
+#: row lock on PostgreSQL.
 LOCATE_PAYMENT = Sql(
-    select(*_ORDER_COLS, *_PAYMENT_COLS).join(Order, Order.id == Payment.order_id)
+    select(*_ORDER_COLS, *(c for c in _PAYMENT_COLS
+                           if c.name in ("p_id", "p_status", "p_provider_txn_id")))
+    .join(Order, Order.id == Payment.order_id)
     .where(Payment.provider == bindparam("provider"),
            Payment.provider_order_no == bindparam("number"))
     .with_for_update(of=Order))
