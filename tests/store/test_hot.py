@@ -126,6 +126,36 @@ async def test_rollback_error_and_duplicate_leave_nothing(engine: AsyncEngine) -
         assert await session.scalar(select(func.count()).select_from(Event)) == 0
 
 
+async def test_concurrent_transactions_fail_or_commit_one_by_one(engine: AsyncEngine) -> None:
+    """On SQLite these share one commit (each in its own savepoint); on PostgreSQL each is
+    its own transaction. Either way a failure or a rollback undoes that one alone."""
+    store = hot.hot_store(engine)
+    await store.transaction(hot.insert(_order(10)))
+
+    def rolled_back() -> hot.Work[None]:
+        yield from hot.insert(_order(12))
+        raise hot.Rollback(None)
+
+    def duplicate() -> hot.Work[None]:
+        yield from hot.insert(_order(13, merchant_reference="ref-10"))
+
+    def bug() -> hot.Work[None]:
+        yield from hot.insert(_order(14))
+        raise ValueError("a bug")
+
+    results = await asyncio.gather(
+        store.transaction(hot.insert(_order(11))), store.transaction(rolled_back()),
+        store.transaction(duplicate()), store.transaction(bug()),
+        store.transaction(hot.insert(_order(15))),
+        store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot10"), return_exceptions=True)
+    assert results[0] is None and results[1] is None and results[4] is None
+    assert isinstance(results[2], IntegrityError) and isinstance(results[3], ValueError)
+    assert [r["id"] for r in results[5]] == ["ord_hot10"]  # type: ignore[index]
+    async with session_factory(engine)() as session:
+        ids = (await session.scalars(select(Order.id).order_by(Order.id))).all()
+        assert ids == ["ord_hot10", "ord_hot11", "ord_hot15"]
+
+
 async def test_sqlite_waits_for_another_process_lock_without_stopping_the_loop(
     sqlite_url: str,
 ) -> None:

@@ -8,14 +8,16 @@ driver directly:
   with SQLAlchemy's own bind and result processors, so values are stored exactly as the ORM
   stores them (datetimes, JSON) and read back the same way;
 * a transaction is written once, as a generator that yields ``(statement, params)`` and gets
-  the rows (or the row count) back (:data:`Work`). On **SQLite** the whole generator runs
-  with the stdlib driver on the event loop's own thread — ``BEGIN IMMEDIATE`` to ``COMMIT``,
-  no thread hand-off at all — on the one connection of the process (checked out of the
-  engine's pool of one like any session, so the one-connection rule holds). If another
-  process holds the write lock, ``BEGIN IMMEDIATE`` fails at once (busy timeout 0 for that
-  statement) and the transaction runs instead on the connection's own thread, which waits
-  for the lock without stopping the event loop. On **PostgreSQL** each statement is one
-  asyncpg round trip, with asyncpg's prepared-statement cache;
+  the rows (or the row count) back (:data:`Work`). On **SQLite** it runs with the stdlib
+  driver on the event loop's own thread — no thread hand-off at all — on the one connection
+  of the process (checked out of the engine's pool of one like any session, so the
+  one-connection rule holds). Transactions that arrive together share one ``BEGIN
+  IMMEDIATE … COMMIT``, each in its own savepoint (group commit, :class:`HotStore`). If
+  another process holds the write lock, ``BEGIN IMMEDIATE`` fails at once (busy timeout 0
+  for that statement) and the batch runs instead on the connection's own thread, which
+  waits for the lock without stopping the event loop. On **PostgreSQL** each statement is
+  one asyncpg round trip, with asyncpg's prepared-statement cache, and writes that need
+  nothing from one another go in one statement (:class:`Many`);
 * a generator that raises :class:`Rollback` rolls back and returns its value; any other
   exception rolls back and propagates. Unique violations surface as SQLAlchemy's
   ``IntegrityError`` (what services catch); an unavailable database as the driver's own
@@ -267,7 +269,13 @@ def split(row: Row) -> tuple[Row, Row | None]:
 
 class HotStore:
     """Runs :class:`Sql` statements and transaction generators on an engine's raw driver
-    connection, checked out of (and returned to) the engine's own pool."""
+    connection, checked out of (and returned to) the engine's own pool.
+
+    On SQLite, transactions that arrive while one is waiting for the connection or being
+    written share one commit (*group commit*): each runs inside its own ``SAVEPOINT``, so
+    a rollback or an error undoes that one alone, and none is answered before the common
+    ``COMMIT`` has succeeded (if it fails, every one of them fails). A commit is most of a
+    small transaction's cost; under load it is paid once per batch."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -275,67 +283,105 @@ class HotStore:
         self.sqlite = self.dialect.name == "sqlite"
         #: Statements run so far (``python -m bench.inproc`` counts SQL per operation).
         self.statements = 0
+        self._queue: list[tuple[Work[Any], asyncio.Future[Any]]] = []
+        self._flushing = False
 
     async def read(self, sql: Sql, **params: Any) -> list[Row]:
-        """One statement outside any transaction (a read)."""
+        """One statement that only reads."""
 
         def work() -> Work[list[Row]]:
             rows: list[Row] = yield sql, params
             return rows
 
-        return await self._run(work(), transaction=False)
+        if self.sqlite:
+            return await self._batched(work())
+        return await self._asyncpg(work(), transaction=False)
 
     async def transaction(self, work: Work[T]) -> T:
-        return await self._run(work, transaction=True)
+        if self.sqlite:
+            return await self._batched(work)
+        return await self._asyncpg(work, transaction=True)
 
-    async def _run(self, work: Work[T], *, transaction: bool) -> T:
+    async def _asyncpg(self, work: Work[T], *, transaction: bool) -> T:
         fairy = await self.engine.raw_connection()
         driver: Any = fairy.driver_connection
-        clean = False
-        work = self._counted(work)
         try:
-            if self.sqlite:
-                result = await self._sqlite(driver, work, transaction)
-                clean = not driver._conn.in_transaction
-            else:
-                result = await _run_asyncpg(driver, self.dialect, work, transaction)
-                clean = not driver.is_in_transaction() and not driver.is_closed()
-            return result
-        except BaseException:
-            if self.sqlite:
-                clean = not driver._conn.in_transaction
-            else:
-                clean = not driver.is_closed() and not driver.is_in_transaction()
-            raise
+            return await _run_asyncpg(driver, self.dialect, self._counted(work), transaction)
         finally:
-            if clean:
+            if not driver.is_closed() and not driver.is_in_transaction():
                 fairy.close()  # nothing to reset: the transaction ended here
             else:  # broken or interrupted mid-transaction: never hand it to anyone else
                 await asyncio.shield(greenlet_spawn(fairy.invalidate))
 
+    async def _batched(self, work: Work[T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((self._counted(work), future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
 
-    async def _sqlite(self, driver: Any, work: Work[T], transaction: bool) -> T:
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                try:
+                    fairy = await self.engine.raw_connection()
+                except BaseException as exc:
+                    batch, self._queue = self._queue, []
+                    _fail(batch, exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                # Everything that queued while the connection was busy goes in one commit;
+                # a request cancelled before its turn is not run.
+                batch = [(w, f) for w, f in self._queue if not f.cancelled()]
+                self._queue = []
+                driver: Any = fairy.driver_connection
+                try:
+                    await self._write(driver, batch)
+                finally:
+                    if driver._conn.in_transaction:
+                        await asyncio.shield(greenlet_spawn(fairy.invalidate))
+                    else:
+                        fairy.close()
+        finally:
+            self._flushing = False
+
+    async def _write(self, driver: Any, batch: list[tuple[Work[Any], asyncio.Future[Any]]]
+                     ) -> None:
         """On the event loop's thread, with no hand-off at all, unless another process
         holds the write lock: then on the connection's own thread, which may wait for it
         (the busy timeout) without stopping the event loop."""
         conn: sqlite3.Connection = driver._conn
-        if transaction:
+        works = [w for w, _ in batch]
+        try:
             conn.execute("PRAGMA busy_timeout=0")
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                began = True
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     raise
                 began = False
-            else:
-                began = True
             finally:
                 conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            if not began:
-                return await _on_thread(driver, partial(_run_sqlite, conn, self.dialect,
-                                                        work, begin=True))
-        # Reads never wait for a lock in WAL mode.
-        return _run_sqlite(conn, self.dialect, work, begin=False, transaction=transaction)
+            if began:
+                outcomes = _run_batch(conn, self.dialect, works)
+            else:
+                outcomes = await _on_thread(driver, partial(_run_batch, conn, self.dialect,
+                                                            works, begin=True))
+        except BaseException as exc:
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     def _counted(self, work: Work[T]) -> Work[T]:
         result: Any = None
@@ -346,6 +392,13 @@ class HotStore:
                 return cast(T, done.value)
             self.statements += 1
             result = yield step
+
+
+def _fail(batch: list[tuple[Work[Any], asyncio.Future[Any]]], exc: BaseException) -> None:
+    for work, future in batch:
+        work.close()
+        if not future.done():
+            future.set_exception(exc)
 
 
 async def _on_thread(driver: Any, function: Callable[[], T]) -> T:
@@ -367,12 +420,42 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _run_sqlite(conn: sqlite3.Connection, dialect: Dialect, work: Work[T], *, begin: bool,
-                transaction: bool = True) -> T:
-    """Drive ``work`` on ``conn`` (``begin``: open the transaction first; else it is open
-    already, or ``transaction`` is False and each statement stands alone)."""
+def _run_batch(conn: sqlite3.Connection, dialect: Dialect, works: list[Work[Any]], *,
+               begin: bool = False) -> list[tuple[bool, Any]]:
+    """Each transaction in its own savepoint, then one COMMIT: (True, value) or (False,
+    exception) per transaction. Raises (everything rolled back) if the commit fails or a
+    savepoint cannot be rolled back."""
     if begin:
         conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes = []
+        for work in works:
+            conn.execute("SAVEPOINT hot")
+            try:
+                value = _drive_sqlite(conn, dialect, work)
+            except Rollback as stop:
+                conn.execute("ROLLBACK TO hot")
+                outcomes.append((True, stop.value))
+            except sqlite3.IntegrityError as exc:
+                conn.execute("ROLLBACK TO hot")
+                error = IntegrityError(None, None, exc)
+                error.__cause__ = exc
+                outcomes.append((False, error))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO hot")
+                outcomes.append((False, exc))
+            else:
+                outcomes.append((True, value))
+            conn.execute("RELEASE hot")
+        conn.commit()
+        return outcomes
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+
+
+def _drive_sqlite(conn: sqlite3.Connection, dialect: Dialect, work: Work[T]) -> T:
     try:
         result: Any = None
         while True:
@@ -383,21 +466,7 @@ def _run_sqlite(conn: sqlite3.Connection, dialect: Dialect, work: Work[T], *, be
             else:
                 result = _sqlite_step(conn, dialect, sql, params)
     except StopIteration as done:
-        if transaction:
-            conn.commit()
         return cast(T, done.value)
-    except Rollback as stop:
-        if conn.in_transaction:
-            conn.rollback()
-        return cast(T, stop.value)
-    except sqlite3.IntegrityError as exc:
-        if conn.in_transaction:
-            conn.rollback()
-        raise IntegrityError(None, None, exc) from exc
-    except BaseException:
-        if conn.in_transaction:
-            conn.rollback()
-        raise
     finally:
         work.close()
 
