@@ -7,6 +7,9 @@ process (HTTP over an in-process ASGI transport, no sockets) and measures, with
 * ``notification``: a correctly signed Latipay notification for a seeded pending order,
   through the FastAPI route (``/v1/notify/latipay``);
 * ``notification (service)``: the same, calling ``handle_notification`` directly;
+* ``notification (verify only)``: the connector's verification alone (so service − verify
+  is the transaction with its rules, and route − service the HTTP layer, the in-process
+  client included);
 * ``checkout``: create order (with an Idempotency-Key) + wallet login + pay (minigate calls
   the simulators over the in-process transport, so the simulators' CPU is included, as in
   ``bench run``).
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import secrets
 import tempfile
 import time
@@ -42,6 +46,7 @@ from bench.providers import LATIPAY
 from bench.servers import Database
 from minigate.app import Runtime, create_app
 from minigate.config import load_settings
+from minigate.providers.base import IncomingNotification
 from minigate.service.notifications import handle_notification
 
 try:
@@ -172,6 +177,15 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
         ack = await handle_notification(ctx, "latipay", note.headers, note.body)
         assert ack.status == 200
 
+    client = ctx.provider("latipay")
+
+    async def verify_only(i: int) -> None:
+        note = bench.notification(bench.seed_number(i))
+        headers = {k.lower(): v for k, v in note.headers.items()}
+        verified = client.verify_notification(
+            IncomingNotification(headers, note.body, ctx.clock.now()))
+        assert not inspect.isawaitable(verified) and verified.trusted
+
     async def checkout(i: int) -> None:
         body = {"merchant_reference": "inproc-" + secrets.token_hex(6), "amount": bench.amount,
                 "currency": bench.currency, "description": "bench", "channel": bench.channel,
@@ -190,6 +204,7 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
             return await _memory(n, checkout, notify_service)
         return [await _measure("notification", n, counter, notify_http),
                 await _measure("notification (service)", n, counter, notify_service),
+                await _measure("notification (verify only)", n, counter, verify_only),
                 await _measure("checkout", n, counter, checkout)]
     finally:
         await api.aclose()
@@ -212,11 +227,11 @@ def main() -> None:
             for row in asyncio.run(run(kind, args.n, memory=True))[:12]:
                 print(f"  {row['bytes_per_op']:9.0f}  {row['owner']}")
         return
-    print(f"{'db':9} {'op':24} {'n':>5} {'CPU ms/op':>10} {'wall ms/op':>11} "
+    print(f"{'db':9} {'op':27} {'n':>5} {'CPU ms/op':>10} {'wall ms/op':>11} "
           f"{'SQL/op':>7} {'pool/op':>8}")
     for kind in kinds:
         for row in asyncio.run(run(kind, args.n)):
-            print(f"{kind:9} {row['op']:24} {row['n']:5d} {row['cpu_ms']:10.2f} "
+            print(f"{kind:9} {row['op']:27} {row['n']:5d} {row['cpu_ms']:10.2f} "
                   f"{row['wall_ms']:11.2f} {row['statements']:7.1f} {row['checkouts']:8.1f}")
 
 

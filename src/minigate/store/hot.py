@@ -285,6 +285,7 @@ class HotStore:
         self.statements = 0
         self._queue: list[tuple[Work[Any], asyncio.Future[Any]]] = []
         self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None  # a reference keeps it alive
 
     async def read(self, sql: Sql, **params: Any) -> list[Row]:
         """One statement that only reads."""
@@ -318,7 +319,7 @@ class HotStore:
         self._queue.append((self._counted(work), future))
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
         return await future
 
     async def _flush(self) -> None:
@@ -344,6 +345,9 @@ class HotStore:
                         await asyncio.shield(greenlet_spawn(fairy.invalidate))
                     else:
                         fairy.close()
+                # Let a session that was waiting for the connection take it before the
+                # next batch does (the pool's queue would hand it straight back to us).
+                await asyncio.sleep(0)
         finally:
             self._flushing = False
 
