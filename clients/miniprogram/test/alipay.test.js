@@ -4,7 +4,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { createClient, MinigateError } = require('..');
-const { fakeMinigate, fakeMy, ok, order, errorAnswer } = require('./fakes');
+const { fakeMinigate, fakeMy, ok, order, errorAnswer } = require('../testing/fakes');
 
 const ORDER_STR = 'service=create_forex_trade_wap&partner=2088000000000000&out_trade_no=S1&sign=abc';
 const ARGS = { orderId: 'ord_1', clientToken: 'ct_1' };

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
-const { fakeMinigate, fakeWx, order, ok } = require('./fakes');
+const { fakeMinigate, fakeWx, order, ok } = require('../testing/fakes');
 
 const SOURCE = fs.readFileSync(path.join(__dirname, '..', 'index.js'), 'utf8');
 

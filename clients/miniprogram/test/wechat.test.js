@@ -3,7 +3,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { createClient, MinigateError } = require('..');
-const { fakeMinigate, fakeWx, ok, order, errorAnswer, network } = require('./fakes');
+const { fakeMinigate, fakeWx, ok, order, errorAnswer, network } = require('../testing/fakes');
 
 const PARAMS = {
   appId: 'wx0000000000000001', timeStamp: '1764300000', nonceStr: 'n0nce',
