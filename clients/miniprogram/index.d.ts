@@ -79,3 +79,31 @@ export class MinigateError extends Error {
 }
 
 export function createClient(options: ClientOptions): Client;
+
+export interface SandboxWalletOptions {
+  /** The sandbox minigate's address (the wallet is at `/sandbox/wallet/`). */
+  baseUrl: string;
+  platform: Platform;
+  /** The simulated shopper (their openid is derived from it); default "sandbox-shopper". */
+  user?: string;
+  /** What the shopper does in the payment sheet; default "success". */
+  outcome?: "success" | "cancel" | "fail";
+  requestTimeoutMs?: number;
+}
+
+export interface SandboxWallet {
+  /** What the next payment sheet does; may be changed between payments. */
+  outcome: "success" | "cancel" | "fail";
+  request(options: object): unknown;
+  login(options: object): void;
+  getAuthCode(options: object): void;
+  requestPayment(options: object): void;
+  tradePay(options: object): void;
+}
+
+/**
+ * A stand-in for the app's login and payment sheet that pays in a sandbox minigate's
+ * simulated wallet; pass it as `createClient`'s `api` in the developer tools. Never in a
+ * release: nothing is really paid through it.
+ */
+export function sandboxWallet(api: object, options: SandboxWalletOptions): SandboxWallet;

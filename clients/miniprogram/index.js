@@ -377,4 +377,68 @@ function createClient(options) {
   };
 }
 
-module.exports = { createClient: createClient, MinigateError: MinigateError };
+/**
+ * A stand-in for the app's login and payment sheet, to try a mini program against a sandbox
+ * minigate (`minigate serve` with no provider credentials) in the developer tools: `login`
+ * gets a code from the sandbox wallet, `requestPayment` / `tradePay` pay in the simulated
+ * wallet (which checks the signature and makes the provider's simulator notify minigate),
+ * and `request` is the platform's own. Pass it as `createClient`'s `api`. Set `outcome`
+ * to `"cancel"` or `"fail"` to play a shopper who does not pay. Nothing is really paid
+ * through it: never use it in a release.
+ *
+ * @param {object} api the platform object (`wx` or `my`)
+ * @param {{baseUrl: string, platform: Platform, user?: string,
+ *   outcome?: "success" | "cancel" | "fail", requestTimeoutMs?: number}} options
+ */
+function sandboxWallet(api, options) {
+  var base = String(options.baseUrl).replace(/\/+$/, '') + '/sandbox/wallet/';
+  var platform = options.platform;
+  var timeout = options.requestTimeoutMs || DEFAULTS.requestTimeoutMs;
+  var user = options.user || 'sandbox-shopper';
+
+  function post(path, body) {
+    return platformRequest(api, platform, 'POST', base + path, body, timeout);
+  }
+
+  function params(callOptions) {
+    var copy = {};
+    Object.keys(callOptions).forEach(function (key) {
+      if (typeof callOptions[key] !== 'function') copy[key] = callOptions[key];
+    });
+    copy.outcome = wallet.outcome;
+    return copy;
+  }
+
+  var wallet = {
+    outcome: options.outcome || 'success',
+    request: function (callOptions) { return api.request(callOptions); },
+    login: function (callOptions) {
+      post('login', { user: user }).then(function (answer) {
+        if (answer.status === 200 && answer.data && answer.data.code) {
+          callOptions.success({ code: answer.data.code, errMsg: 'login:ok' });
+        } else {
+          callOptions.fail({ errMsg: 'login:fail sandbox wallet answered ' + answer.status });
+        }
+      }, function (err) { callOptions.fail({ errMsg: 'login:fail ' + err.message }); });
+    },
+    getAuthCode: function (callOptions) {
+      callOptions.fail({ error: 11, errorMessage: 'the sandbox wallet has no Alipay login' });
+    },
+    requestPayment: function (callOptions) {
+      post('requestPayment', params(callOptions)).then(function (answer) {
+        var res = answer.data && typeof answer.data === 'object' ? answer.data
+          : { errMsg: 'requestPayment:fail sandbox wallet answered ' + answer.status };
+        if (res.errMsg === 'requestPayment:ok') callOptions.success(res); else callOptions.fail(res);
+      }, function (err) { callOptions.fail({ errMsg: 'requestPayment:fail ' + err.message }); });
+    },
+    tradePay: function (callOptions) {
+      post('tradePay', params(callOptions)).then(function (answer) {
+        var res = answer.data && typeof answer.data === 'object' ? answer.data : {};
+        callOptions.success({ resultCode: String(res.resultCode || '4000'), memo: res.memo || '' });
+      }, function (err) { callOptions.success({ resultCode: '6002', memo: err.message }); });
+    },
+  };
+  return wallet;
+}
+
+module.exports = { createClient: createClient, MinigateError: MinigateError, sandboxWallet: sandboxWallet };

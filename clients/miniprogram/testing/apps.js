@@ -1,74 +1,44 @@
 'use strict';
-// Fake `wx` and `my` that behave like the WeChat and Alipay apps against a sandbox minigate:
-// `request` is real HTTP, `login` gets a code from the sandbox wallet, and the payment sheets
-// are the sandbox wallet's requestPayment / tradePay (which check the signatures and, on
-// success, make the provider simulator send its notification). `outcome` says what the
-// shopper does in the sheet: "success", "cancel" or "fail".
+// App-like `wx` and `my` for the end-to-end tests: the platform's `request` is real HTTP
+// (in each platform's style: WeChat calls success for every HTTP answer, Alipay calls fail
+// with error 19 for a non-2xx one), and login and the payment sheets are the package's
+// sandboxWallet, i.e. the sandbox minigate's /sandbox/wallet/login, requestPayment and
+// tradePay. Every request is recorded.
+const { sandboxWallet } = require('..');
 const { httpJson } = require('./http');
 
-function headersOf(options) {
-  return options.header || options.headers || {};
-}
-
-/** The bit of the real `wx.request` / `my.request` the helper relies on. */
-function send(options) {
-  return httpJson(options.method || 'GET', options.url, {
-    body: options.data, headers: headersOf(options), timeoutMs: options.timeout || 10_000,
-  });
-}
-
-function fakeWechatApp(base, { user = 'e2e-shopper', outcome = 'success' } = {}) {
-  const record = { login: 0, requestPayment: 0, statusAnswers: [] };
-  const wx = {
+function network(platform) {
+  const record = { requests: [] };
+  return {
     record,
-    outcome,
-    login(options) {
-      record.login += 1;
-      httpJson('POST', `${base}/sandbox/wallet/login`, { body: { user } }).then(
-        (r) => (r.status === 200 ? options.success({ code: r.data.code, errMsg: 'login:ok' }) : options.fail({ errMsg: `login:fail ${r.status}` })),
-        (err) => options.fail({ errMsg: `login:fail ${err.message}` }));
-    },
     request(options) {
-      send(options).then((r) => {
-        if (options.method === 'GET') record.statusAnswers.push(r.data && r.data.status);
-        options.success({ statusCode: r.status, data: r.data, header: r.headers, errMsg: 'request:ok' });
-      }, (err) => options.fail({ errMsg: `request:fail ${err.message}` }));
-    },
-    requestPayment(options) {
-      record.requestPayment += 1;
-      const { success, fail, ...params } = options;
-      httpJson('POST', `${base}/sandbox/wallet/requestPayment`, { body: { ...params, outcome: wx.outcome } }).then(
-        (r) => (r.data.errMsg === 'requestPayment:ok' ? success(r.data) : fail(r.data)),
-        (err) => fail({ errMsg: `requestPayment:fail ${err.message}` }));
+      const headers = options.header || options.headers || {};
+      httpJson(options.method || 'GET', options.url, { body: options.data, headers, timeoutMs: options.timeout || 10_000 }).then((r) => {
+        record.requests.push({ method: options.method, path: new URL(options.url).pathname, status: r.status, data: r.data });
+        if (platform === 'wechat') {
+          options.success({ statusCode: r.status, data: r.data, header: r.headers, errMsg: 'request:ok' });
+        } else if (r.status >= 200 && r.status < 300) {
+          options.success({ status: r.status, data: r.data, headers: r.headers });
+        } else {
+          options.fail({ error: 19, errorMessage: 'http status error', status: r.status, data: r.data, headers: r.headers });
+        }
+      }, (err) => (platform === 'wechat' ? options.fail({ errMsg: `request:fail ${err.message}` })
+        : options.fail({ error: 12, errorMessage: err.message })));
     },
   };
-  return wx;
 }
 
-function fakeAlipayApp(base, { outcome = 'success' } = {}) {
-  const record = { tradePay: 0, statusAnswers: [] };
-  const my = {
-    record,
-    outcome,
-    getAuthCode(options) {
-      options.fail({ error: 11, errorMessage: 'the sandbox has no Alipay login' });
-    },
-    request(options) {
-      send(options).then((r) => {
-        if (options.method === 'GET') record.statusAnswers.push(r.data && r.data.status);
-        if (r.status >= 200 && r.status < 300) options.success({ status: r.status, data: r.data, headers: r.headers });
-        else options.fail({ error: 19, errorMessage: 'http status error', status: r.status, data: r.data, headers: r.headers });
-      }, (err) => options.fail({ error: 12, errorMessage: err.message }));
-    },
-    tradePay(options) {
-      record.tradePay += 1;
-      const { success, fail, ...params } = options;
-      httpJson('POST', `${base}/sandbox/wallet/tradePay`, { body: { ...params, outcome: my.outcome } }).then(
-        (r) => success({ resultCode: r.data.resultCode, memo: r.data.memo }),
-        () => fail({ resultCode: '6002', memo: 'network error' }));
-    },
+/** `wx` (platform "wechat") or `my` ("alipay") paying in the sandbox wallet. */
+function fakeApp(base, platform, { user = 'e2e-shopper', outcome = 'success' } = {}) {
+  const net = network(platform);
+  const app = sandboxWallet(net, { baseUrl: base, platform, user, outcome });
+  const calls = (path) => net.record.requests.filter((r) => r.path === path);
+  app.record = {
+    get login() { return calls('/sandbox/wallet/login').length; },
+    get sheets() { return calls(`/sandbox/wallet/${platform === 'wechat' ? 'requestPayment' : 'tradePay'}`).length; },
+    get statusAnswers() { return net.record.requests.filter((r) => r.method === 'GET').map((r) => r.data && r.data.status); },
   };
-  return my;
+  return app;
 }
 
-module.exports = { fakeWechatApp, fakeAlipayApp };
+module.exports = { fakeApp };

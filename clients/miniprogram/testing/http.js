@@ -8,6 +8,9 @@ function httpJson(method, url, { body, headers = {}, timeoutMs = 10_000 } = {}) 
     const payload = body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body));
     const request = http.request(url, {
       method,
+      // A fresh connection each time: a kept-alive socket that the server closed while idle
+      // (uvicorn after 5 s) would fail the next request with "socket hang up".
+      agent: false,
       headers: { accept: 'application/json', ...(payload === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
       timeout: timeoutMs,
     }, (response) => {
