@@ -5,7 +5,8 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { createClient, MinigateError } = require('..');
-const { fakeApp } = require('../testing/apps');
+const { fakeApp, network } = require('../testing/apps');
+const { sampleConfig, loadPayPage } = require('../testing/samples');
 const { startSandbox, demoCases, minigateBin } = require('../testing/minigate');
 const { httpJson } = require('../testing/http');
 
@@ -148,5 +149,26 @@ test('the mini program pays through minigate', { skip, timeout: 170_000 }, async
       body: '{"type":"order.paid"}', headers: { 'minigate-signature': `t=${Math.floor(Date.now() / 1000)},v1=00` },
     });
     assert.equal(bad.status, 400, 'an unsigned webhook is refused');
+  });
+
+  await t.test('the sample mini programs: cancel, then pay, through the sample merchant server', async () => {
+    for (const platform of ['wechat', 'alipay']) {
+      const config = { ...sampleConfig(platform), minigateUrl: sandbox.base, shopUrl: sandbox.shop };
+      assert.equal(config.sandbox, true, 'the samples start in sandbox mode');
+      const page = loadPayPage(platform, network(platform), config);
+      page.onOutcome({ currentTarget: { dataset: { outcome: 'cancel' } } });
+      await page.onPay();
+      assert.deepEqual([page.data.status, page.data.busy], ['cancelled', false], page.data.message);
+      assert.match(page.data.message, /cancelled/);
+      assert.equal(page.data.price, '5.50 NZD');
+      const orderId = page.order.order_id;
+      page.onOutcome({ currentTarget: { dataset: { outcome: 'success' } } });
+      await page.onPay();
+      assert.equal(page.data.status, 'paid', page.data.message);
+      assert.match(page.data.message, /^Paid/);
+      assert.equal(page.order, null, 'the next tap is a new order');
+      const merchantView = await sandbox.merchantOrder(orderId);
+      assert.deepEqual([merchantView.status, merchantView.channel], ['paid', platform], 'the same order, paid on the second try');
+    }
   });
 });

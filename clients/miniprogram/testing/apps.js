@@ -41,4 +41,4 @@ function fakeApp(base, platform, { user = 'e2e-shopper', outcome = 'success' } =
   return app;
 }
 
-module.exports = { fakeApp };
+module.exports = { fakeApp, network };
