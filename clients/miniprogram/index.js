@@ -233,10 +233,15 @@ function createClient(options) {
     try {
       return await call('POST', orderUrl(args.orderId) + '/pay', body);
     } catch (err) {
+      if (!(err instanceof MinigateError)) throw err;
       // Alipay orders need no login code unless the order's provider says it does.
-      if (platform === 'alipay' && err instanceof MinigateError &&
-          err.code === 'missing_login_code') {
+      if (platform === 'alipay' && err.code === 'missing_login_code') {
         body.login_code = await alipayAuthCode();
+        return call('POST', orderUrl(args.orderId) + '/pay', body);
+      }
+      // A code is single-use and short-lived: one more try with a fresh one.
+      if (platform === 'wechat' && err.code === 'invalid_login_code') {
+        body.login_code = await loginCode();
         return call('POST', orderUrl(args.orderId) + '/pay', body);
       }
       throw err;

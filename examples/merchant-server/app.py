@@ -11,7 +11,8 @@ It does the two things a shop's backend does around minigate:
 Run it next to a sandbox minigate (see docs/miniprogram.md)::
 
     MINIGATE_URL=http://127.0.0.1:8000 MINIGATE_API_KEY=sk_test_tour \\
-    MINIGATE_WEBHOOK_SECRET=whsec_tour .venv/bin/uvicorn app:app --app-dir examples/merchant-server --port 8100
+    MINIGATE_WEBHOOK_SECRET=whsec_tour \\
+    .venv/bin/uvicorn app:app --app-dir examples/merchant-server --port 8100
 """
 
 from __future__ import annotations

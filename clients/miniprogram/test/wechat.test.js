@@ -217,3 +217,14 @@ test('createClient checks its options', () => {
   assert.equal(client.baseUrl, 'https://x');
   assert.equal(client.platform, 'alipay');
 });
+
+test('a login code minigate calls invalid: one more try with a fresh code, then the error', async () => {
+  const invalid = () => errorAnswer(400, 'invalid_request_error', 'invalid_login_code', 'login code is invalid', 'login_code');
+  let n = 0;
+  const once = setup({ statuses: [order('paid')], pay: () => (++n === 1 ? invalid() : payOk()) });
+  assert.equal((await once.client.pay(ARGS)).status, 'paid');
+  assert.deepEqual(once.server.calls.filter((c) => c.method === 'POST').map((c) => c.body.login_code), ['code-1', 'code-2']);
+  const always = setup({ pay: invalid });
+  await assert.rejects(always.client.pay(ARGS), { code: 'invalid_login_code', param: 'login_code' });
+  assert.equal(always.wx.record.login, 2, 'no endless retries');
+});
