@@ -269,8 +269,8 @@ function createClient(options) {
         if (order.paid === true) return result('paid', args, last, appResult);
         if (DEAD[order.status]) return result('failed', args, last, appResult);
       } catch (err) {
-        var retryable = err.type === 'network_error' || err.statusCode == null ||
-          err.statusCode >= 500 || err.statusCode === 429;
+        var retryable = err instanceof MinigateError && (err.type === 'network_error' ||
+          (err.statusCode != null && (err.statusCode >= 500 || err.statusCode === 429)));
         if (!retryable) throw err;
       }
       var left = deadline - Date.now();

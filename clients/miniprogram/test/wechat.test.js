@@ -228,3 +228,13 @@ test('a login code minigate calls invalid: one more try with a fresh code, then 
   await assert.rejects(always.client.pay(ARGS), { code: 'invalid_login_code', param: 'login_code' });
   assert.equal(always.wx.record.login, 2, 'no endless retries');
 });
+
+test('a bug under the helper (request throwing) is not mistaken for a passing network problem', async () => {
+  const { wx, client } = setup({ statuses: [order('pending')] });
+  const request = wx.request;
+  wx.request = (options) => {
+    if (options.method === 'GET') throw new TypeError('request is broken');
+    return request(options);
+  };
+  await assert.rejects(client.pay(ARGS), { name: 'TypeError', message: 'request is broken' });
+});
