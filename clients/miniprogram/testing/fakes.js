@@ -48,6 +48,14 @@ function decode(options) {
   return options.data === undefined ? undefined : JSON.parse(options.data);
 }
 
+/** A payment sheet: records the params it was given, answers as `sheet(params)` says. */
+function paymentSheet(calls, sheet, options) {
+  const { success, fail, ...params } = options;
+  calls.push(params);
+  const answer = sheet(params);
+  later(() => (answer.ok ? success(answer.res) : fail(answer.res)));
+}
+
 /** A fake `wx`. `sheet(params)` returns { ok, res } for requestPayment. */
 function fakeWx({ server, sheet, login }) {
   const record = { login: 0, requestPayment: [], requests: [] };
@@ -67,12 +75,7 @@ function fakeWx({ server, sheet, login }) {
       });
     },
     requestPayment(options) {
-      const params = { ...options };
-      delete params.success;
-      delete params.fail;
-      record.requestPayment.push(params);
-      const answer = sheet(params);
-      later(() => (answer.ok ? options.success(answer.res) : options.fail(answer.res)));
+      paymentSheet(record.requestPayment, sheet, options);
     },
   };
   return wx;
@@ -101,12 +104,7 @@ function fakeMy({ server, sheet, authCode }) {
       });
     },
     tradePay(options) {
-      const params = { ...options };
-      delete params.success;
-      delete params.fail;
-      record.tradePay.push(params);
-      const answer = sheet(params);
-      later(() => (answer.ok ? options.success(answer.res) : options.fail(answer.res)));
+      paymentSheet(record.tradePay, sheet, options);
     },
   };
   return my;
