@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from minigate.clock import Clock
 from minigate.sandbox import credentials as cred
 from minigate.sandbox import keystore
 from minigate.sandbox.keystore import SandboxCredentials, ephemeral_credentials
@@ -30,9 +31,11 @@ ROOT_PROVIDERS = ("wechatpay",)
 
 
 def create_sandbox_app(time_scale: float = 1.0, credentials: SandboxCredentials | None = None,
-                       provider_at_root: str | None = None) -> FastAPI:
-    http = httpx.AsyncClient(timeout=10)
-    world = SandboxWorld(http, time_scale=time_scale, credentials=credentials)
+                       provider_at_root: str | None = None, *, clock: Clock | None = None,
+                       http: httpx.AsyncClient | None = None) -> FastAPI:
+    """``http`` sends the notifications (tests pass an in-process one)."""
+    http = http or httpx.AsyncClient(timeout=10)
+    world = SandboxWorld(http, clock=clock, time_scale=time_scale, credentials=credentials)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
