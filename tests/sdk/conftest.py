@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -43,13 +44,17 @@ class Sandbox:
     ca: str | None = None  # the CA to trust (HTTPS only)
 
     @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca) if self.ca else True
+
+    @property
     def keys(self) -> Path:
         assert self.creds.directory is not None
         return self.creds.directory
 
     def openid(self, user: str) -> str:
         """What a mini program does: wx.login in the wallet, jscode2session on the server."""
-        with httpx.Client(base_url=self.base, verify=self.ca or True, timeout=10) as http:
+        with httpx.Client(base_url=self.base, verify=self.verify, timeout=10) as http:
             code = http.post("/sandbox/wallet/login", json={"user": user}).json()["code"]
             answer = http.get("/sandbox/wechat-login/sns/jscode2session", params={
                 "appid": cred.MINI_APP_ID, "secret": self.creds.mini_app_secret,
@@ -59,7 +64,7 @@ class Sandbox:
     def request_payment(self, params: dict[str, str]) -> str:
         """What the WeChat app does with the mini program's wx.requestPayment params."""
         r = httpx.post(f"{self.base}/sandbox/wallet/requestPayment", json=params,
-                       verify=self.ca or True, timeout=10)
+                       verify=self.verify, timeout=10)
         return str(r.json()["errMsg"])
 
 
@@ -81,7 +86,8 @@ def start_sandbox(keys: Path, log: Path, *extra: str) -> Sandbox:
         if process.poll() is not None:
             raise RuntimeError(f"minigate sandbox exited: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{base}/sandbox/healthz", verify=ca or True, timeout=1).status_code == 200:
+            if httpx.get(f"{base}/sandbox/healthz", verify=sandbox.verify,
+                         timeout=1).status_code == 200:
                 return sandbox
         except httpx.HTTPError:
             pass

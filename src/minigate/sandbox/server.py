@@ -13,6 +13,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import uvicorn
@@ -72,12 +73,16 @@ class ClientCertProtocol(H11Protocol):
 def serve(app: FastAPI, host: str, port: int, credentials: SandboxCredentials,
           tls: bool = False) -> None:
     """Run the sandbox app (HTTPS with an optional client certificate when ``tls``)."""
+    # No access log: query strings carry test secrets (jscode2session). A client that keeps
+    # an idle connection open must not hold a test run's teardown for long.
+    options: dict[str, Any] = {"log_level": "info", "access_log": False,
+                               "timeout_graceful_shutdown": 2}
     if not tls:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, **options)
         return
     if credentials.directory is None:
         raise ValueError("TLS needs a keys directory (its server and client certificates)")
-    uvicorn.run(app, host=host, port=port, log_level="info", http=ClientCertProtocol,
+    uvicorn.run(app, host=host, port=port, **options, http=ClientCertProtocol,
                 ssl_certfile=str(credentials.file(keystore.SERVER_CERT)),
                 ssl_keyfile=str(credentials.file(keystore.SERVER_KEY)),
                 ssl_ca_certs=str(credentials.file(keystore.SANDBOX_CA)),
