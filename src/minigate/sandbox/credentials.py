@@ -1,7 +1,9 @@
 """Sandbox credentials. PUBLIC TEST VALUES, NOT SECRETS: they only open the simulators.
 
 ``minigate serve`` in sandbox mode configures its provider accounts with these, pointed at
-its own ``/sandbox/…`` routes, so the whole flow runs with no real credentials.
+its own ``/sandbox/…`` routes, so the whole flow runs with no real credentials. The
+identifiers here are fixed; the keys are the process's (these constants and per-process RSA
+keys) or, with a keys directory, those kept there (:mod:`.keystore`).
 """
 
 from __future__ import annotations
