@@ -58,16 +58,25 @@ def serve(config: Path | None, host: str, port: int) -> None:
             updates["public_url"] = f"http://{host}:{port}"
         if settings.api_key is None:
             updates["api_key"] = "sk_sandbox_" + secrets.token_urlsafe(18)
-        if not settings.sandbox.keys_dir:  # restarts keep the keys outside clients hold
-            from minigate.sandbox.keystore import DEFAULT_KEYS_DIR
-
-            updates["sandbox"] = settings.sandbox.model_copy(update={"keys_dir": DEFAULT_KEYS_DIR})
-        settings = settings.model_copy(update=updates) if updates else settings
+        settings = _kept_sandbox_keys(settings.model_copy(update=updates) if updates
+                                      else settings)
         _print_sandbox_banner(settings)
     elif settings.api_key is None:
         raise click.ClickException("MINIGATE_API_KEY is required outside sandbox mode")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
                 access_log=settings.access_log)
+
+
+def _kept_sandbox_keys(settings: Settings) -> Settings:
+    """In sandbox mode, ``serve`` and ``worker`` keep the simulated merchants' keys in one
+    directory (default ./minigate-data/sandbox-keys): restarts keep the keys outside
+    clients hold, and every process of one deployment signs and verifies with the same."""
+    if not settings.sandbox_mode or settings.sandbox.keys_dir:
+        return settings
+    from minigate.sandbox.keystore import DEFAULT_KEYS_DIR
+
+    return settings.model_copy(update={
+        "sandbox": settings.sandbox.model_copy(update={"keys_dir": DEFAULT_KEYS_DIR})})
 
 
 def _print_sandbox_banner(settings: Settings) -> None:
@@ -119,7 +128,7 @@ def worker(config: Path | None) -> None:
     """Run background jobs only: reconciliation, expiry, merchant webhooks."""
     from minigate.app import Runtime
 
-    settings = _settings(config)
+    settings = _kept_sandbox_keys(_settings(config))
     _logging(settings.log_level)
 
     async def run() -> None:
