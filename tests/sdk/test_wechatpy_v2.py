@@ -21,13 +21,14 @@ WeChatPay = wechatpy_pay.WeChatPay
 WeChatPayException = pytest.importorskip("wechatpy.exceptions").WeChatPayException
 
 
-def client(sandbox: Sandbox, *, with_cert: bool = False) -> object:
+def client(sandbox: Sandbox, *, with_cert: bool = False, at_root: bool = False) -> object:
     keys = sandbox.keys
     cert = ({"mch_cert": str(keys / "merchant/apiclient_cert.pem"),
              "mch_key": str(keys / "merchant/apiclient_key.pem")} if with_cert else {})
     pay = WeChatPay(appid=cred.MINI_APP_ID, api_key=sandbox.creds.wechatpay_apiv2_key,
                     mch_id=cred.WECHATPAY_MCHID, timeout=10, **cert)
-    pay.API_BASE_URL = f"{sandbox.base}/sandbox/wechatpay/"  # the only change
+    # The only change: the base URL (the root with --provider wechatpay).
+    pay.API_BASE_URL = f"{sandbox.base}/" if at_root else f"{sandbox.base}/sandbox/wechatpay/"
     return pay
 
 
@@ -99,22 +100,24 @@ def test_pay_query_refund_close_with_wechatpy(sandbox: Sandbox, receiver: Receiv
 
 @pytest.fixture(scope="module")
 def tls_sandbox(sdk_keys: Path) -> Iterator[Sandbox]:
-    running = start_sandbox(sdk_keys, sdk_keys.parent / "sandbox-tls.log", "--tls")
+    running = start_sandbox(sdk_keys, sdk_keys.parent / "sandbox-tls.log", "--tls",
+                            "--provider", "wechatpay")
     yield running
     stop(running)
 
 
 def test_v2_refund_needs_the_client_certificate_over_tls(tls_sandbox: Sandbox,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also: WeChat Pay's real paths at the root (``--provider wechatpay``), over HTTPS."""
     assert tls_sandbox.ca is not None
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls_sandbox.ca)  # requests trusts the sandbox CA
-    plain = client(tls_sandbox)
+    plain = client(tls_sandbox, at_root=True)
     no, transaction_id = paid_order(tls_sandbox, plain, None)
     with pytest.raises(WeChatPayException) as refused:
         plain.refund.apply(total_fee=660, refund_fee=100, out_refund_no="R" + no,
                            transaction_id=transaction_id)
     assert refused.value.return_code == "FAIL" and "CERT" in refused.value.return_msg
-    with_cert = client(tls_sandbox, with_cert=True)
+    with_cert = client(tls_sandbox, with_cert=True, at_root=True)
     answer = with_cert.refund.apply(total_fee=660, refund_fee=100, out_refund_no="R" + no,
                                     transaction_id=transaction_id)
     assert with_cert.check_signature(answer) and answer["result_code"] == "SUCCESS"

@@ -92,11 +92,6 @@ class SandboxCredentials:
         d = self.file(PLATFORM_CERTS)
         return d / f"{self.wechat.platform_serial}.pem" if d is not None else None
 
-    @property
-    def tls_ready(self) -> bool:
-        """A server certificate and a client certificate exist (only with a directory)."""
-        return self.directory is not None
-
     def __repr__(self) -> str:  # never print keys
         return f"SandboxCredentials(directory={self.directory!r})"
 
