@@ -172,15 +172,16 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
+        super().data_received(data)
+        # Count what arrived while the headers are still incomplete after parsing it (a
+        # read that completes them may carry body bytes too: those are the body's).
+        if self._in_headers and not self.transport.is_closing():
             self._header_bytes += len(data)
             if self._header_bytes > self.max_header_bytes:
                 log.info("request headers larger than %d bytes, connection closed",
                          self.max_header_bytes)
                 self._disarm_header_deadline()
                 self.transport.close()
-                return
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
