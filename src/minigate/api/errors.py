@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from minigate.domain.money import MoneyError
 from minigate.domain.states import IllegalTransition
@@ -23,6 +24,15 @@ def error_body(type_: str, code: str, message: str, param: str | None = None) ->
     if param:
         error["param"] = param
     return {"error": error}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -46,10 +56,15 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_request_error", code, message, param), 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # 400 here is FastAPI's "There was an error parsing the body" (e.g. not UTF-8).
+        code = {400: "invalid_body", 404: "not_found",
+                405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(error_body("invalid_request_error", code, str(exc.detail)),
-                            exc.status_code, headers=getattr(exc, "headers", None))
+                            exc.status_code, headers=headers or None)
 
     @app.exception_handler(IllegalTransition)
     async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:

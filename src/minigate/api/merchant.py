@@ -81,8 +81,8 @@ async def list_orders(
     ctx: Ctx, _: MerchantKey,
     status: OrderStatus | None = None, provider: ProviderId | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=200,
-                                        pattern=r"^[A-Za-z0-9_-]+$",
+    cursor: Annotated[str | None, Query(min_length=3, max_length=81,
+                                        pattern=orders.CURSOR_PATTERN,
                                         description="`next_cursor` of the previous page")] = None,
 ) -> dict[str, Any]:
     """Newest first; ``next_cursor`` pages on."""

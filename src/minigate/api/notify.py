@@ -60,7 +60,11 @@ OPENAPI_PATHS: dict[str, Any] = {PATH: {"post": {
         "204": {"description": "Accepted (WeChat Pay API v3)"},
         "400": {"description": "Refused (not verified or malformed), in the provider's "
                                "format; or an unknown provider, in the error shape",
-                "content": {"text/plain": _TEXT, "text/xml": _TEXT, **_ERROR}},
+                "content": {"text/plain": _TEXT, "text/xml": _TEXT, "application/json": {
+                    "schema": {"type": "object", "description": "WeChat Pay v3's "
+                               "`{code, message}`, or the error shape (unknown provider)"}}}},
+        "401": {"description": "Refused (CBTIS: webhook signature not verified)",
+                "content": {"text/plain": _TEXT}},
         "408": {"description": "The body did not arrive in time", "content": _ERROR},
         "413": {"description": "Body larger than 64 KiB",
                 "content": _ERROR},

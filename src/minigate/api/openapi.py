@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from minigate.api.schemas import ErrorBody, ProviderId
+from minigate.api.schemas import ErrorBody, ProviderId, amount_pattern
 from minigate.domain.money import CURRENCY_EXPONENTS
 
 #: When each error status is answered (the ``code`` says precisely why).
@@ -75,20 +75,6 @@ LINKS: dict[str, dict[str, Any]] = {
                              "parameters": {"order_id": "$response.body#/order_id"}},
     },
 }
-
-# -- amounts by currency exponent -----------------------------------------------------------
-
-
-def amount_pattern(exponent: int) -> str:
-    """A positive decimal string with at most ``exponent`` decimals, below 10^15 minor units."""
-    whole = 15 - exponent
-    if exponent == 0:
-        return rf"^[1-9][0-9]{{0,{whole - 1}}}$"
-    fraction = f"[0-9]{{1,{exponent}}}"
-    # "0.xx" must not be zero: some digit after the point is 1-9.
-    small = "|".join(f"0{{{n}}}[1-9][0-9]{{0,{exponent - n - 1}}}" for n in range(exponent))
-    return rf"^([1-9][0-9]{{0,{whole - 1}}}(\.{fraction})?|0\.({small}))$"
-
 
 def create_order_choices(
     providers: Mapping[str, tuple[frozenset[str], frozenset[str]]],

@@ -11,7 +11,7 @@ import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from minigate.domain.events import EventType
 from minigate.domain.money import CURRENCY_EXPONENTS
@@ -52,8 +52,22 @@ Currency = Annotated[
                     "description": "ISO 4217 code; the provider's own list is checked too"}),
 ]
 
-#: A decimal string with at most the currency's digits: ``"12.30"``, ``"1000"`` (JPY).
-AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,15})(\.[0-9]{1,3})?$"
+
+
+def amount_pattern(exponent: int) -> str:
+    """A positive decimal string with at most ``exponent`` decimals, below 10^15 minor units."""
+    whole = 15 - exponent
+    if exponent == 0:
+        return rf"^[1-9][0-9]{{0,{whole - 1}}}$"
+    fraction = f"[0-9]{{1,{exponent}}}"
+    # "0.xx" must not be zero: some digit after the point is 1-9.
+    small = "|".join(f"0{{{n}}}[1-9][0-9]{{0,{exponent - n - 1}}}" for n in range(exponent))
+    return rf"^([1-9][0-9]{{0,{whole - 1}}}(\.{fraction})?|0\.({small}))$"
+
+
+#: More than zero, at most 2 decimals (``"12.30"``, ``"1000"``); the currency may allow
+#: fewer (JPY: none), which the create-order schema states per currency.
+AMOUNT_PATTERN = amount_pattern(2)
 Amount = Annotated[str, Field(
     strict=True, min_length=1, max_length=20, pattern=AMOUNT_PATTERN,
     description='Decimal string in the currency\'s units, e.g. "12.30"; more than zero '
@@ -62,6 +76,15 @@ Amount = Annotated[str, Field(
 #: Ids minigate hands out are short (``ord_…``, ``re_…``, ``evt_…``); anything longer is not ours.
 ID_MAX = 64
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+def _whole_number(value: Any) -> Any:
+    """JSON integers only; ``60.0`` is one (JSON Schema says so), ``"60"`` and ``true`` not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number")
+    return value
+
 
 # -- metadata -----------------------------------------------------------------------------
 
@@ -126,15 +149,19 @@ class CreateOrder(_Strict):
 
     merchant_reference: str = Field(min_length=1, max_length=64,
                                     description="Your own reference for this order")
-    amount: Amount
+    #: Checked against the currency's digits (domain.money); the deployment's OpenAPI
+    #: states the exact pattern per currency (api.openapi).
+    amount: str = Field(strict=True, min_length=1, max_length=20,
+                        description=Amount.__metadata__[0].description, examples=["12.30"])
     currency: Currency
     description: str = Field(min_length=1, max_length=127,
                              description="Shown to the shopper by WeChat / Alipay")
     channel: Channel
     provider: ProviderId | None = Field(
         default=None, description="Which provider; default: the one configured for the channel")
-    expires_in: int | None = Field(default=None, strict=True, ge=60, le=7 * 24 * 3600,
-                                   description="Seconds the order stays payable")
+    expires_in: Annotated[int, Field(ge=60, le=7 * 24 * 3600),
+                          BeforeValidator(_whole_number)] | None = Field(
+        default=None, description="Seconds the order stays payable (60 s to 7 days)")
     metadata: Metadata = Field(default_factory=dict)
 
 
@@ -326,7 +353,7 @@ ERROR_CODES: dict[str, str] = {
     "missing_field": "a required field, parameter or header is missing",
     "invalid_amount": "the amount is not a decimal string the currency allows",
     "invalid_currency": "the currency is not one minigate knows",
-    "invalid_body": "the body is not valid JSON",
+    "invalid_body": "the body cannot be decoded (not UTF-8 JSON)",
     "currency_not_supported": "the chosen provider does not charge in this currency",
     "channel_not_supported": "the chosen provider does not serve this channel",
     "provider_not_configured": "no provider is configured for this channel / id",
@@ -339,6 +366,8 @@ ERROR_CODES: dict[str, str] = {
     "invalid_client_token": "the client_token does not belong to this order",
     "not_found": "no such order, refund, event or route",
     "method_not_allowed": "the route exists, not with this method",
+    "http_error": "another HTTP-level refusal",
+    "login_blocked": "WeChat blocked this shopper's login (high-risk user)",
     "conflict": "the order's state does not allow it",
     "order_not_closable": "only unpaid orders can be closed",
     "close_too_early": "the provider does not allow closing the order yet (WeChat: 5 minutes)",
