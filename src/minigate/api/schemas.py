@@ -68,10 +68,10 @@ def amount_pattern(exponent: int) -> str:
 #: More than zero, at most 2 decimals (``"12.30"``, ``"1000"``); the currency may allow
 #: fewer (JPY: none), which the create-order schema states per currency.
 AMOUNT_PATTERN = amount_pattern(2)
-Amount = Annotated[str, Field(
-    strict=True, min_length=1, max_length=20, pattern=AMOUNT_PATTERN,
-    description='Decimal string in the currency\'s units, e.g. "12.30"; more than zero '
-                "and no more decimals than the currency has", examples=["12.30"])]
+AMOUNT_TEXT = ('Decimal string in the currency\'s units, e.g. "12.30"; more than zero and '
+               "no more decimals than the currency has")
+Amount = Annotated[str, Field(strict=True, min_length=1, max_length=20, pattern=AMOUNT_PATTERN,
+                              description=AMOUNT_TEXT, examples=["12.30"])]
 
 #: Ids minigate hands out are short (``ord_…``, ``re_…``, ``evt_…``); anything longer is not ours.
 ID_MAX = 64
@@ -152,7 +152,7 @@ class CreateOrder(_Strict):
     #: Checked against the currency's digits (domain.money); the deployment's OpenAPI
     #: states the exact pattern per currency (api.openapi).
     amount: str = Field(strict=True, min_length=1, max_length=20,
-                        description=Amount.__metadata__[0].description, examples=["12.30"])
+                        description=AMOUNT_TEXT, examples=["12.30"])
     currency: Currency
     description: str = Field(min_length=1, max_length=127,
                              description="Shown to the shopper by WeChat / Alipay")
