@@ -25,7 +25,7 @@ from minigate.api.schemas import (
 from minigate.domain.money import Money
 from minigate.errors import InvalidRequest, NotFound
 from minigate.service import orders, refunds
-from minigate.service.idempotency import request_fingerprint, run_idempotent, scope_for
+from minigate.service.idempotency import Attempt, request_fingerprint, run_idempotent
 
 router = APIRouter(prefix="/v1", tags=["merchant"])
 
@@ -49,7 +49,7 @@ async def create_order(
     The provider is called at pay time, not now. With an ``Idempotency-Key``, a retry gets
     the first answer (the same ``client_token``) and creates nothing."""
 
-    async def run() -> tuple[int, dict[str, Any]]:
+    async def run(attempt: Attempt) -> tuple[int, dict[str, Any]]:
         amount = Money.parse(body.amount, body.currency)
         if amount.minor <= 0:
             raise InvalidRequest("amount must be more than zero", param="amount",
@@ -60,11 +60,10 @@ async def create_order(
             provider=body.provider.value if body.provider else None,
             expires_in=body.expires_in, metadata=body.metadata,
         )
-        return 201, await orders.create_order(ctx, cmd)
+        return 201, await orders.create_order(ctx, cmd, attempt)
 
     status, payload = await run_idempotent(
-        ctx, scope_for(api_key), key, request_fingerprint("POST /v1/orders",
-                                                          body.model_dump()), run)
+        ctx, api_key, key, request_fingerprint("POST /v1/orders", body.model_dump()), run)
     return JSONResponse(payload, status)
 
 
@@ -113,11 +112,12 @@ async def create_refund(
     notification or query, and ``refund.succeeded`` / ``refund.failed`` follow."""
     body = payload or CreateRefund()
 
-    async def run() -> tuple[int, dict[str, Any]]:
-        return 201, await refunds.create_refund(ctx, order_id, body.amount, body.reason)
+    async def run(attempt: Attempt) -> tuple[int, dict[str, Any]]:
+        return 201, await refunds.create_refund(ctx, order_id, body.amount, body.reason,
+                                                attempt)
 
     fingerprint = request_fingerprint(f"POST /v1/orders/{order_id}/refunds", body.model_dump())
-    status, response = await run_idempotent(ctx, scope_for(api_key), key, fingerprint, run)
+    status, response = await run_idempotent(ctx, api_key, key, fingerprint, run)
     return JSONResponse(response, status)
 
 
