@@ -95,6 +95,10 @@ def _order_body(fields: Mapping[str, Any]) -> dict[str, Any]:
     return CreateOrder.model_validate(dict(fields)).model_dump(mode="json", exclude_none=True)
 
 
+def _given(**params: Any) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
 def _refund_body(amount: str | None, reason: str) -> dict[str, Any]:
     return CreateRefund(amount=amount, reason=reason).model_dump(mode="json", exclude_none=True)
 
@@ -159,8 +163,7 @@ class Minigate(_Base):
 
     def list_orders(self, *, status: str | None = None, provider: str | None = None,
                     limit: int = 20, cursor: str | None = None) -> OrderList:
-        params = {k: v for k, v in {"status": status, "provider": provider, "limit": limit,
-                                    "cursor": cursor}.items() if v is not None}
+        params = _given(status=status, provider=provider, limit=limit, cursor=cursor)
         return self._parse(OrderList, self._send("GET", "/v1/orders", params=params))
 
     def close_order(self, order_id: str) -> Order:
@@ -177,7 +180,7 @@ class Minigate(_Base):
         return self._parse(Refund, self._send("GET", f"/v1/refunds/{refund_id}"))
 
     def list_events(self, *, after: int | None = None, limit: int = 50) -> EventList:
-        params: dict[str, Any] = {"limit": limit} | ({"after": after} if after is not None else {})
+        params = _given(limit=limit, after=after)
         return self._parse(EventList, self._send("GET", "/v1/events", params=params))
 
     def redeliver_event(self, event_id: str) -> Event:
@@ -230,8 +233,7 @@ class AsyncMinigate(_Base):
 
     async def list_orders(self, *, status: str | None = None, provider: str | None = None,
                           limit: int = 20, cursor: str | None = None) -> OrderList:
-        params = {k: v for k, v in {"status": status, "provider": provider, "limit": limit,
-                                    "cursor": cursor}.items() if v is not None}
+        params = _given(status=status, provider=provider, limit=limit, cursor=cursor)
         return self._parse(OrderList, await self._send("GET", "/v1/orders", params=params))
 
     async def close_order(self, order_id: str) -> Order:
@@ -248,7 +250,7 @@ class AsyncMinigate(_Base):
         return self._parse(Refund, await self._send("GET", f"/v1/refunds/{refund_id}"))
 
     async def list_events(self, *, after: int | None = None, limit: int = 50) -> EventList:
-        params: dict[str, Any] = {"limit": limit} | ({"after": after} if after is not None else {})
+        params = _given(limit=limit, after=after)
         return self._parse(EventList, await self._send("GET", "/v1/events", params=params))
 
     async def redeliver_event(self, event_id: str) -> Event:
