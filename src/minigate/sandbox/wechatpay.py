@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from minigate.providers.wechatpay import v3sign
 from minigate.sandbox import credentials as cred
+from minigate.sandbox import media
 from minigate.sandbox.wechat_core import Prepay
 from minigate.sandbox.wechat_keys import SandboxWechatKeys
 
@@ -438,12 +439,14 @@ class WechatpaySim:
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/wechatpay", tags=["sandbox: wechatpay"])
-        router.add_api_route("/v3/pay/transactions/jsapi", self.jsapi, methods=["POST"])
+        router.add_api_route("/v3/pay/transactions/jsapi", self.jsapi, methods=["POST"],
+                             openapi_extra=media.JSON)
         router.add_api_route("/v3/pay/transactions/out-trade-no/{out_trade_no}", self.query,
                              methods=["GET"])
         router.add_api_route("/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
                              self.close, methods=["POST"])
-        router.add_api_route("/v3/refund/domestic/refunds", self.refund, methods=["POST"])
+        router.add_api_route("/v3/refund/domestic/refunds", self.refund, methods=["POST"],
+                             openapi_extra=media.JSON)
         router.add_api_route("/v3/refund/domestic/refunds/{out_refund_no}", self.refund_query,
                              methods=["GET"])
         router.add_api_route("/v3/certificates", self.certificates, methods=["GET"])
