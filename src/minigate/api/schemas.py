@@ -95,24 +95,27 @@ METADATA_KEY_MAX = 40
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    """At most 50 keys in all, 3 levels deep, keys of 40 characters, 4 KiB as JSON."""
+    """At most 50 keys in all, values 3 levels deep (``{"a": {"b": [1]}}`` is 3), keys of
+    40 characters, 4 KiB as JSON."""
     keys = 0
 
-    def walk(node: Any, depth: int) -> None:
+    def visit(node: Any, level: int) -> None:
         nonlocal keys
-        if depth > METADATA_MAX_DEPTH:
+        if level > METADATA_MAX_DEPTH:
             raise ValueError(f"metadata is nested deeper than {METADATA_MAX_DEPTH} levels")
+        children: list[Any] = []
         if isinstance(node, dict):
             for key, child in node.items():
                 keys += 1
                 if len(key) > METADATA_KEY_MAX:
                     raise ValueError(f"metadata keys are at most {METADATA_KEY_MAX} characters")
-                walk(child, depth + 1)
+                children.append(child)
         elif isinstance(node, list):
-            for child in node:
-                walk(child, depth + 1)
+            children = node
+        for child in children:
+            visit(child, level + 1)
 
-    walk(value, 1)
+    visit(value, 0)
     if keys > METADATA_MAX_KEYS:
         raise ValueError(f"metadata has more than {METADATA_MAX_KEYS} keys")
     if len(json.dumps(value, separators=(",", ":")).encode()) > METADATA_MAX_BYTES:
