@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from minigate.api.schemas import CreatedOrder, Order
 from minigate.client import AsyncMinigate, Minigate, MinigateError
@@ -62,6 +63,8 @@ def test_sync_client_round_trip_and_errors(server: Server) -> None:
             mg.create_order(merchant_reference="cl-2", **{**ORDER, "currency": "AUD"})
         assert (currency.value.code, currency.value.param) == ("currency_not_supported",
                                                                "currency")
+        with pytest.raises(ValidationError):  # the API's own model: refused before sending
+            mg.create_order(merchant_reference="cl-3", **{**ORDER, "amount": 12.3})
     with Minigate(server.base, "sk_wrong") as mg, pytest.raises(MinigateError) as auth:
         mg.list_events()
     assert (auth.value.status, auth.value.type) == (401, "authentication_error")

@@ -29,6 +29,7 @@ import httpx
 from pydantic import BaseModel
 
 from minigate.api.schemas import (
+    Channel,
     ClientOrderStatus,
     CreatedOrder,
     CreateOrder,
@@ -41,7 +42,8 @@ from minigate.api.schemas import (
     Refund,
 )
 
-__all__ = ["Minigate", "AsyncMinigate", "MinigateError", "CreatedOrder", "Order", "OrderList",
+__all__ = ["Minigate", "AsyncMinigate", "MinigateError", "Channel", "CreatedOrder", "Order",
+           "OrderList",
            "Refund", "Event", "EventList", "PayParams", "ClientOrderStatus"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -90,9 +92,12 @@ def _delay(attempt: int, response: httpx.Response | None) -> float:
     return float(min(0.25 * 2**attempt, 4.0))
 
 
-def _order_body(fields: Mapping[str, Any]) -> dict[str, Any]:
-    # Validated here with the API's own model: a bad call fails before it is sent.
-    return CreateOrder.model_validate(dict(fields)).model_dump(mode="json", exclude_none=True)
+def _order_body(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The create-order body from a method's arguments, validated with the API's own model
+    (a malformed call fails here, before it is sent)."""
+    fields = {k: v for k, v in args.items()
+              if k in CreateOrder.model_fields and v is not None}
+    return CreateOrder.model_validate(fields).model_dump(mode="json", exclude_none=True)
 
 
 def _given(**params: Any) -> dict[str, Any]:
@@ -152,11 +157,15 @@ class Minigate(_Base):
             time.sleep(_delay(attempt, response))
             attempt += 1
 
-    def create_order(self, *, idempotency_key: str | None = None, **fields: Any) -> CreatedOrder:
-        """``POST /v1/orders``; fields as :class:`~minigate.api.schemas.CreateOrder`."""
+    def create_order(self, *, merchant_reference: str, amount: str, currency: str,
+                     description: str, channel: Channel | str, provider: str | None = None,
+                     expires_in: int | None = None, metadata: dict[str, Any] | None = None,
+                     idempotency_key: str | None = None) -> CreatedOrder:
+        """``POST /v1/orders`` (fields as :class:`~minigate.api.schemas.CreateOrder`)."""
+        body = _order_body(locals())
         key = idempotency_key or str(uuid.uuid4())
         return self._parse(CreatedOrder, self._send(
-            "POST", "/v1/orders", json=_order_body(fields), headers={"Idempotency-Key": key}))
+            "POST", "/v1/orders", json=body, headers={"Idempotency-Key": key}))
 
     def get_order(self, order_id: str) -> Order:
         return self._parse(Order, self._send("GET", f"/v1/orders/{order_id}"))
@@ -222,11 +231,14 @@ class AsyncMinigate(_Base):
             await asyncio.sleep(_delay(attempt, response))
             attempt += 1
 
-    async def create_order(self, *, idempotency_key: str | None = None,
-                           **fields: Any) -> CreatedOrder:
+    async def create_order(self, *, merchant_reference: str, amount: str, currency: str,
+                           description: str, channel: Channel | str, provider: str | None = None,
+                           expires_in: int | None = None, metadata: dict[str, Any] | None = None,
+                           idempotency_key: str | None = None) -> CreatedOrder:
+        body = _order_body(locals())
         key = idempotency_key or str(uuid.uuid4())
         return self._parse(CreatedOrder, await self._send(
-            "POST", "/v1/orders", json=_order_body(fields), headers={"Idempotency-Key": key}))
+            "POST", "/v1/orders", json=body, headers={"Idempotency-Key": key}))
 
     async def get_order(self, order_id: str) -> Order:
         return self._parse(Order, await self._send("GET", f"/v1/orders/{order_id}"))
