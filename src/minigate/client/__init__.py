@@ -20,6 +20,7 @@ shape's ``type``, ``code`` and ``param``::
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Mapping
@@ -113,6 +114,16 @@ class _Base:
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": "minigate-client"}
         self.retries = retries
 
+    def _wait(self, attempt: int, response: httpx.Response | None,
+              error: httpx.TransportError | None) -> float | None:
+        """Seconds to wait before trying again, or None when ``response`` is the answer;
+        a network error with no tries left is raised."""
+        if attempt < self.retries and (response is None or _retryable(response)):
+            return _delay(attempt, response)
+        if error is not None:
+            raise MinigateError(0, "api_error", "network_error", str(error)) from error
+        return None
+
     @staticmethod
     def _parse(model: type[M], response: httpx.Response) -> M:
         if response.is_success:
@@ -139,23 +150,23 @@ class Minigate(_Base):
         self._http.close()
 
     def _send(self, method: str, path: str, *, json: Any = None,
-              params: Mapping[str, Any] | None = None, idempotent: bool = True,
+              params: Mapping[str, Any] | None = None,
               headers: Mapping[str, str] | None = None) -> httpx.Response:
-        """Send; retry what may be retried (everything here is idempotent: reads, and
+        """Send; retry what may be retried (every call here is safe to repeat: reads, and
         writes under an Idempotency-Key or idempotent by design)."""
-        attempt = 0
-        while True:
-            response: httpx.Response | None = None
+        for attempt in itertools.count():
+            response, error = None, None
             try:
                 response = self._http.request(method, path, json=json, params=params,
                                               headers=headers)
-                if not (idempotent and _retryable(response)) or attempt >= self.retries:
-                    return response
             except httpx.TransportError as exc:
-                if not idempotent or attempt >= self.retries:
-                    raise MinigateError(0, "api_error", "network_error", str(exc)) from exc
-            time.sleep(_delay(attempt, response))
-            attempt += 1
+                error = exc
+            wait = self._wait(attempt, response, error)
+            if wait is None:
+                break
+            time.sleep(wait)
+        assert response is not None
+        return response
 
     def create_order(self, *, merchant_reference: str, amount: str, currency: str,
                      description: str, channel: Channel | str, provider: str | None = None,
@@ -215,21 +226,21 @@ class AsyncMinigate(_Base):
         await self._http.aclose()
 
     async def _send(self, method: str, path: str, *, json: Any = None,
-                    params: Mapping[str, Any] | None = None, idempotent: bool = True,
+                    params: Mapping[str, Any] | None = None,
                     headers: Mapping[str, str] | None = None) -> httpx.Response:
-        attempt = 0
-        while True:
-            response: httpx.Response | None = None
+        for attempt in itertools.count():
+            response, error = None, None
             try:
                 response = await self._http.request(method, path, json=json, params=params,
                                                     headers=headers)
-                if not (idempotent and _retryable(response)) or attempt >= self.retries:
-                    return response
             except httpx.TransportError as exc:
-                if not idempotent or attempt >= self.retries:
-                    raise MinigateError(0, "api_error", "network_error", str(exc)) from exc
-            await asyncio.sleep(_delay(attempt, response))
-            attempt += 1
+                error = exc
+            wait = self._wait(attempt, response, error)
+            if wait is None:
+                break
+            await asyncio.sleep(wait)
+        assert response is not None
+        return response
 
     async def create_order(self, *, merchant_reference: str, amount: str, currency: str,
                            description: str, channel: Channel | str, provider: str | None = None,
