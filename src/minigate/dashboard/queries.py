@@ -297,7 +297,7 @@ async def order_detail(ctx: ServiceContext, order_id: str) -> OrderDetail | None
         answer = (f"HTTP {attempt.status_code}" if attempt.status_code is not None
                   else attempt.error or "no answer")
         ok = attempt.status_code is not None and 200 <= attempt.status_code < 300
-        timeline.append({"at": attempt.attempted_at, "kind": "webhook",
+        timeline.append({"at": attempt.attempted_at, "kind": "webhook" if ok else "webhook-failed",
                          "title": f"Webhook {etype} {'delivered' if ok else 'not delivered'}",
                          "type": "webhook", "detail": f"{eid}: {answer}"})
     timeline.sort(key=lambda item: item["at"])
