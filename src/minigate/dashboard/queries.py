@@ -89,9 +89,9 @@ async def overview(ctx: ServiceContext, *, days: int = 14) -> Overview:
             select(Event).where(or_(Event.delivery_status == "parked",
                                     (Event.delivery_status == "pending") & (Event.attempts > 0)))
             .order_by(Event.seq.desc()).limit(20))).scalars().all()
-        counts = dict((await session.execute(
+        counts = {status: int(n) for status, n in (await session.execute(
             select(Event.delivery_status, func.count()).where(Event.deliver == 1)
-            .group_by(Event.delivery_status))).tuples().all())
+            .group_by(Event.delivery_status))).all()}
         chart_rows = (await session.execute(
             select(Order.paid_at, Order.amount_minor, Order.currency)
             .where(Order.paid_at >= first_day))).all()
@@ -339,7 +339,7 @@ async def deliveries(ctx: ServiceContext, state: str, before: int | None
             found = await session.execute(
                 select(WebhookAttempt.event_seq, WebhookAttempt.status_code)
                 .join(last, WebhookAttempt.id == last.c[1]))
-            codes = dict(found.tuples().all())
+            codes = {seq: code for seq, code in found.all()}
     more = len(rows) > PAGE
     rows = rows[:PAGE]
     return ([{"id": e.id, "seq": e.seq, "type": e.type, "order_id": e.order_id,

@@ -181,6 +181,8 @@ class Dashboard:
 
     async def login(self, request: Request) -> Response:
         session = self.session(request)
+        if session is not None and session.signed_in:  # already in: change nothing
+            return self.redirect(request, "/")
         form = await self.form(request)
         if not csrf_ok(session, form.get("csrf")):
             return self.login_form(request, None, "The sign-in form had expired; try again.",

@@ -1,0 +1,30 @@
+"""``minigate dashboard-user NAME`` prints a configuration line that signs in."""
+
+from __future__ import annotations
+
+import tomllib
+
+from argon2 import PasswordHasher
+from click.testing import CliRunner
+
+from minigate.cli import main
+
+
+def test_prints_a_toml_line_with_an_argon2_hash() -> None:
+    result = CliRunner().invoke(main, ["dashboard-user", "night shift", "--password-stdin"],
+                                input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    line = [x for x in result.stdout.splitlines() if not x.startswith("#")][-1]
+    users = tomllib.loads(line)
+    assert list(users) == ["night shift"]
+    assert users["night shift"].startswith("$argon2id$")
+    assert PasswordHasher().verify(users["night shift"], "a long enough password")
+    assert "a long enough password" not in result.output
+
+
+def test_refuses_a_short_password_and_a_bad_name() -> None:
+    short = CliRunner().invoke(main, ["dashboard-user", "ops", "--password-stdin"], input="short\n")
+    assert short.exit_code != 0 and "12 to 1024" in short.output
+    bad = CliRunner().invoke(main, ["dashboard-user", "x" * 65, "--password-stdin"],
+                             input="a long enough password\n")
+    assert bad.exit_code != 0
