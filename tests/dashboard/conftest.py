@@ -12,7 +12,6 @@ import pytest
 
 from tests.dashboard.server import Server, browser_missing_reason, launch, running_server
 
-
 SUPPORT_USER, SUPPORT_PASSWORD = "support", "correct horse battery staple"
 
 

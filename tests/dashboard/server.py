@@ -93,6 +93,16 @@ class Server:
         assert paid == {"errMsg": "requestPayment:ok"}, paid
         return self.wait_order(order["id"], "paid")
 
+    def pending_order(self, reference: str, amount: str = "7.50") -> dict[str, Any]:
+        """An order the shopper started paying (a prepay exists) but has not paid."""
+        order: dict[str, Any] = self.http.post("/v1/orders", headers=self.auth, json={
+            "merchant_reference": reference, "amount": amount, "currency": "NZD",
+            "description": "Croissant", "channel": "wechat"}).json()
+        code = self.http.post("/sandbox/wallet/login", json={"user": "bob"}).json()["code"]
+        self.http.post(f"/v1/client/orders/{order['id']}/pay", json={
+            "client_token": order["client_token"], "login_code": code})
+        return self.wait_order(order["id"], "pending")
+
     def order(self, order_id: str) -> dict[str, Any]:
         answer: dict[str, Any] = self.http.get(f"/v1/orders/{order_id}", headers=self.auth).json()
         return answer

@@ -10,6 +10,8 @@ from typing import Any
 from tests.dashboard.conftest import SUPPORT_PASSWORD, SUPPORT_USER, shot
 from tests.dashboard.server import Server
 
+PHONE_WIDTH = 390
+
 
 def sign_in(page: Any) -> None:
     page.goto("/dashboard/")
@@ -138,15 +140,25 @@ def test_pay_as_the_sandbox_shopper_then_sign_out(page: Any, server: Server) -> 
 
 
 def test_phone_sized_screen(chromium: Any, server: Server) -> None:
-    context = chromium.new_context(base_url=server.base, viewport={"width": 390, "height": 844},
+    context = chromium.new_context(base_url=server.base, viewport={"width": PHONE_WIDTH, "height": 844},
                                    is_mobile=True, has_touch=True)
     try:
+        pending = server.pending_order("cafe-1005")
         page = context.new_page()
         sign_in(page)
-        for path in ("/dashboard/", "/dashboard/orders", "/dashboard/events"):
+        assert page.locator("section", has_text="Waiting for the provider").get_by_role(
+            "link", name="cafe-1005").count() == 1
+        for path in ("/dashboard/", "/dashboard/orders", "/dashboard/events",
+                     f"/dashboard/orders/{pending['id']}"):
             page.goto(path)
-            # No sideways scrolling of the page itself (wide tables scroll in their box).
-            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            # No sideways scrolling of the page, and no box sticking out of it (wide
+            # tables scroll inside their own box).
+            # (Compared with the phone's width: a mobile browser widens its layout viewport
+            # to fit content that sticks out.)
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH, path
+            assert page.evaluate("""width => Array.from(document.querySelectorAll(
+                '.card, header, form')).every(el => el.getBoundingClientRect().right <= width)""",
+                                 PHONE_WIDTH), path
         page.goto("/dashboard/")
         shot(page, "overview-phone")
     finally:

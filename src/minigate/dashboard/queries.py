@@ -89,9 +89,11 @@ async def overview(ctx: ServiceContext, *, days: int = 14) -> Overview:
             select(Event).where(or_(Event.delivery_status == "parked",
                                     (Event.delivery_status == "pending") & (Event.attempts > 0)))
             .order_by(Event.seq.desc()).limit(20))).scalars().all()
-        counts = {status: int(n) for status, n in (await session.execute(
-            select(Event.delivery_status, func.count()).where(Event.deliver == 1)
-            .group_by(Event.delivery_status))).all()}
+        tried = (Event.attempts > 0).label("tried")
+        counts = {(status, bool(t)): int(n) for status, t, n in (await session.execute(
+            select(Event.delivery_status, tried, func.count())
+            .where(Event.delivery_status.in_(["pending", "parked"]))
+            .group_by(Event.delivery_status, tried))).all()}
         chart_rows = (await session.execute(
             select(Order.paid_at, Order.amount_minor, Order.currency)
             .where(Order.paid_at >= first_day))).all()
@@ -115,9 +117,9 @@ async def overview(ctx: ServiceContext, *, days: int = 14) -> Overview:
                       "state": delivery_state(e), "attempts": e.attempts,
                       "last_error": e.last_error, "age": age(e.created_at, now)}
                      for e in undelivered],
-        undelivered_counts={"retrying": len([e for e in undelivered if e.attempts]),
-                            "parked": int(counts.get("parked", 0)),
-                            "queued": int(counts.get("pending", 0))},
+        undelivered_counts={"retrying": counts.get(("pending", True), 0),
+                            "parked": sum(n for (st, _), n in counts.items() if st == "parked"),
+                            "queued": counts.get(("pending", False), 0)},
         chart=_chart_days(chart_rows, first_day.date(), days),
     )
 
