@@ -256,3 +256,58 @@ async def test_orders_search_and_cursor_pagination(gw: Harness) -> None:
     assert "No order matches" in r.text
     r = await gw.api.get("/dashboard/orders", params={"from": "yesterday"})
     assert "is not a date" in r.text
+
+
+async def test_close_and_pay_as_the_shopper_go_through_the_service(gw: Harness) -> None:
+    await sign_in(gw.api)
+    token = csrf_of((await gw.api.get("/dashboard/")).text)
+    unpaid = await gw.create_order(merchant_reference="to-close")
+    r = await gw.api.post(f"/dashboard/orders/{unpaid['id']}/close", data={"csrf": token})
+    assert r.status_code == 303
+    closed = await gw.get_order(unpaid["id"])
+    assert closed["status"] == "closed"
+    assert [e["type"] for e in closed["timeline"]].count("order.closed") == 1
+    r = await gw.api.post(f"/dashboard/orders/{unpaid['id']}/close", data={"csrf": token})
+    assert r.status_code == 303  # closing a closed order is a no-op, as in the API
+
+    # An order made by the API: the dashboard holds only its token's hash, so it asks.
+    order = await gw.create_order(merchant_reference="pay-me")
+    page = await gw.api.get(f"/dashboard/orders/{order['id']}")
+    assert 'name="client_token"' in page.text
+    r = await gw.api.post(f"/dashboard/orders/{order['id']}/pay",
+                          data={"csrf": token, "client_token": "ct_wrong"})
+    assert r.status_code == 401 and "client_token does not match" in r.text
+    assert (await gw.get_order(order["id"]))["payments"] == []
+    r = await gw.api.post(f"/dashboard/orders/{order['id']}/pay",
+                          data={"csrf": token, "client_token": order["client_token"]})
+    assert r.status_code == 303
+    await gw.wait_status(order["id"], "paid")
+
+
+async def test_overview_shows_flags_waiting_payments_and_undelivered_webhooks(gw: Harness
+                                                                             ) -> None:
+    from sqlalchemy import update
+
+    from minigate.domain.events import EventType
+    from minigate.store import repo
+    from minigate.store.models import Order
+
+    flagged = await paid_order(gw, "flag-me")
+    async with gw.ctx.sessions() as session, session.begin():  # as _flag leaves it
+        await session.execute(update(Order).where(Order.id == flagged["id"]).values(flagged=1))
+        repo.add_event(session, EventType.NOTIFICATION_MISMATCH, gw.ctx.clock.now(),
+                       order_id=flagged["id"], data={"problem": "amount 1.00 != 12.30",
+                                                     "source": "notification"},
+                       webhooks=False)
+    waiting = await gw.create_order(merchant_reference="still-waiting")
+    await gw.pay(waiting)
+    await sign_in(gw.api)
+    html = (await gw.api.get("/dashboard/")).text
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    assert "flag-me pending" not in text and "amount 1.00 != 12.30" in text
+    assert re.search(r"still-waiting pending latipay 12\.30 NZD \d+ s", text)
+    # Webhooks are on (shop.test does not answer): paid events wait in the queue.
+    assert re.search(r"\d+ retrying, 0 parked, \d+ waiting in the queue", text)
+    assert "latipay wechat 1 12.30 NZD" in text  # paid today, per provider and channel
+    order_page = (await gw.api.get(f"/dashboard/orders/{flagged['id']}")).text
+    assert "flagged" in order_page and "does not match the order" in order_page
