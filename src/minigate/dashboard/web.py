@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -26,6 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from minigate.api.schemas import CreateRefund
 from minigate.dashboard import queries
 from minigate.dashboard.chart import bar_chart
 from minigate.dashboard.security import (
@@ -44,7 +46,7 @@ from minigate.errors import MinigateError
 from minigate.providers.base import Channel
 from minigate.service import orders, payments, refunds
 from minigate.service.context import ServiceContext
-from minigate.service.idempotency import request_fingerprint, run_idempotent, scope_for
+from minigate.service.idempotency import Attempt, request_fingerprint, run_idempotent
 
 if TYPE_CHECKING:
     from minigate.app import Runtime
@@ -302,16 +304,21 @@ class Dashboard:
         key = form.get("idempotency_key", "")
         if not 1 <= len(key) <= 255:
             return self.refused(request, "The refund form lost its Idempotency-Key.", 400)
-        amount = None if form.get("full") == "1" else form.get("amount") or None
-        reason = form.get("reason", "")[:255]
-        body = {"amount": amount, "reason": reason}
+        try:
+            body = CreateRefund(amount=None if form.get("full") == "1"
+                                else form.get("amount") or None,
+                                reason=form.get("reason", "")[:255])
+        except ValidationError:
+            return await self.order_page(request, "That amount cannot be refunded.", 422)
 
-        async def run() -> tuple[int, dict[str, Any]]:
-            return 201, await refunds.create_refund(self.ctx, order_id, amount, reason)
+        async def run(attempt: Attempt) -> tuple[int, dict[str, Any]]:
+            return 201, await refunds.create_refund(self.ctx, order_id, body.amount,
+                                                    body.reason, attempt)
 
-        fingerprint = request_fingerprint(f"POST /v1/orders/{order_id}/refunds", body)
-        status, answer = await run_idempotent(self.ctx, scope_for(self._api_key()), key,
-                                              fingerprint, run)
+        # Exactly what POST /v1/orders/{id}/refunds does with an Idempotency-Key.
+        fingerprint = request_fingerprint(f"POST /v1/orders/{order_id}/refunds",
+                                          body.model_dump())
+        status, answer = await run_idempotent(self.ctx, self._api_key(), key, fingerprint, run)
         if status >= 400:
             return await self.order_page(request, answer["error"]["message"], status)
         return self.redirect(request, f"/orders/{order_id}", notice="refund")

@@ -1,7 +1,7 @@
 """webhook_attempts: one row per webhook POST and its answer (the dashboard's history)
 
 Revision ID: 0004_dashboard
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-28 09:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import minigate.store.models
 
 revision = "0004_dashboard"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
