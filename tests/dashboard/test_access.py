@@ -311,3 +311,15 @@ async def test_overview_shows_flags_waiting_payments_and_undelivered_webhooks(gw
     assert "latipay wechat 1 12.30 NZD" in text  # paid today, per provider and channel
     order_page = (await gw.api.get(f"/dashboard/orders/{flagged['id']}")).text
     assert "flagged" in order_page and "does not match the order" in order_page
+
+
+async def test_the_dashboard_can_be_switched_off(tmp_path: Path) -> None:
+    settings = harness_settings(f"sqlite+aiosqlite:///{tmp_path / 'off.db'}",
+                                dashboard={"enabled": False})
+    harness = await start_harness(settings)
+    try:
+        for path in ("/dashboard/", "/dashboard/login", "/dashboard/static/dashboard.js"):
+            assert (await harness.api.get(path)).status_code == 404, path
+    finally:
+        await harness.api.aclose()
+        await harness.runtime.stop()

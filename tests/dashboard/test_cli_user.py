@@ -28,3 +28,16 @@ def test_refuses_a_short_password_and_a_bad_name() -> None:
     bad = CliRunner().invoke(main, ["dashboard-user", "x" * 65, "--password-stdin"],
                              input="a long enough password\n")
     assert bad.exit_code != 0
+
+
+def test_a_plain_password_in_the_configuration_is_refused_at_start() -> None:
+    import pytest
+
+    from minigate.app import Runtime, create_app
+    from minigate.config import load_settings
+
+    settings = load_settings(mode="sandbox", database_url="sqlite+aiosqlite:///:memory:",
+                             dashboard={"users": {"ops": "hunter2hunter2"}})
+    with pytest.raises(ValueError, match="argon2 hash") as refused:
+        create_app(settings, Runtime(settings))
+    assert "hunter2" not in str(refused.value)

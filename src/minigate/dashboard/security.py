@@ -94,6 +94,12 @@ class Passwords:
     """Checks a name and password against the configured argon2 hashes."""
 
     def __init__(self, users: dict[str, str], *, api_key: str | None = None) -> None:
+        for name, stored in users.items():
+            # Checked here, not by pydantic, whose error would echo the value: a plain
+            # password pasted where its hash belongs.
+            if not 1 <= len(name) <= MAX_NAME or not stored.startswith("$argon2"):
+                raise ValueError(f"[dashboard] users: {name[:MAX_NAME]!r} must map to an "
+                                 "argon2 hash from 'minigate dashboard-user NAME'")
         self.users = dict(users)
         #: In sandbox mode the merchant API key also signs in (as ``merchant``).
         self.api_key = api_key
