@@ -132,6 +132,48 @@ class SandboxSettings(BaseModel):
     time_scale: float = 1.0
     #: Let merchant webhooks go to loopback addresses (sandbox only).
     allow_loopback_webhooks: bool = True
+    #: Where the simulated merchants' keys and certificates are kept (created on first
+    #: start). Empty: generated per process, nothing written. ``minigate serve`` uses
+    #: ``./minigate-data/sandbox-keys`` when this is empty.
+    keys_dir: str = ""
+
+
+class HttpSettings(BaseModel):
+    """Limits against hostile or broken HTTP clients (``minigate.http_limits``)."""
+
+    #: Largest request body on the API routes, in bytes (an order with 4 KiB of metadata is
+    #: about 5 KiB); refused with 413 while streaming, before authentication. Provider
+    #: notifications have their own 64 KiB.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Seconds a client has to send its request line and headers (then: connection closed).
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+    #: Largest request line + headers, in bytes (then: connection closed).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    #: Seconds a client has to send its whole body (then: 408 and connection closed).
+    body_timeout: float = Field(default=30.0, gt=0, le=600)
+    #: Seconds an idle kept-alive connection stays open (uvicorn ``timeout_keep_alive``).
+    keep_alive_timeout: int = Field(default=5, ge=1, le=300)
+    #: Open connections + running requests above which uvicorn answers 503 at once
+    #: (uvicorn ``limit_concurrency``).
+    max_concurrency: int = Field(default=1000, ge=1, le=100_000)
+    #: Pending connections the kernel queues before accepting (uvicorn ``backlog``).
+    backlog: int = Field(default=2048, ge=16, le=65535)
+
+
+class DashboardSettings(BaseModel):
+    """The browser dashboard at ``/dashboard``."""
+
+    enabled: bool = True
+    #: Sign-in names and their argon2 password hashes (``minigate dashboard-user NAME``).
+    users: dict[str, str] = Field(default_factory=dict)
+    #: Signs session cookies. Empty: a random key per start (sessions end on restart, and
+    #: every process behind one address needs the same key, so set it there).
+    secret_key: SecretStr = SecretStr("")
+    #: How long a sign-in lasts.
+    session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
+    #: The wait after a failed sign-in; it doubles with each further failure of that name
+    #: or address, up to 16 times this.
+    signin_delay_seconds: float = Field(default=1.0, ge=0.0, le=10.0)
 
 
 class Settings(BaseSettings):
@@ -186,6 +228,9 @@ class Settings(BaseSettings):
     wechatpay_v2: WechatpaySettings = Field(
         default_factory=lambda: WechatpaySettings(api_version="v2"))
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    #: HTTP limits and timeouts (body size, header/body/keep-alive timeouts, concurrency).
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     toml_file: ClassVar[Path | None] = None
 
