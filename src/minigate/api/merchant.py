@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 
@@ -27,6 +26,7 @@ from minigate.domain.money import Money
 from minigate.errors import InvalidRequest, NotFound
 from minigate.service import orders, refunds
 from minigate.service.idempotency import Attempt, request_fingerprint, run_idempotent
+from minigate.service.views import json_bytes
 
 router = APIRouter(prefix="/v1", tags=["merchant"])
 
@@ -43,7 +43,7 @@ class JSONAnswer(JSONResponse):
     answer, not a model, so FastAPI's own serialiser does not apply."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return json_bytes(content)
 
 
 @router.post("/orders", status_code=201, operation_id="createOrder",

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -49,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from minigate.errors import Conflict, MinigateError, Unprocessable
 from minigate.service.context import ServiceContext
+from minigate.service.views import json_bytes
 from minigate.store.failures import database_unavailable
 from minigate.store.hot import insert
 from minigate.store.models import IdempotencyRecord
@@ -153,7 +153,7 @@ class ResponseBox:
 
     def seal(self, body: dict[str, Any]) -> str:
         nonce = os.urandom(12)
-        plain = orjson.dumps(body)
+        plain = json_bytes(body)
         return "v1:" + base64.b64encode(nonce + self._aead.encrypt(nonce, plain, None)).decode()
 
     def open(self, sealed: str) -> dict[str, Any]:

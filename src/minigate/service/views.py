@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from minigate.domain.money import format_minor
 from minigate.domain.states import PAID_STATES, OrderStatus
 from minigate.store.models import Event, Order, Payment, Refund
+
+
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON with orjson; the standard library for what orjson refuses (an
+    integer beyond 64 bits in a merchant's metadata), with the same output otherwise."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def iso(value: datetime | None) -> str | None:
