@@ -1,9 +1,13 @@
 """``python -m bench.mgserve <entry> serve …``: run ``python -m <entry> serve …`` (normally
-``minigate.cli``) in this process with the run's shared WeChat Pay sandbox keys.
+``minigate.cli``) in this process with the run's sandbox credentials.
 
-minigate generates its sandbox WeChat keys per process; the load generator must sign
-notifications with the same keys, so they are swapped in before minigate reads them. This
-changes nothing else: same process, same settings, same code paths.
+minigate's sandbox credentials are the public constants of ``sandbox/credentials.py`` and
+WeChat Pay RSA keys generated per process; ``minigate serve`` would instead keep a set in a
+keys directory (``./minigate-data/sandbox-keys``) with secrets of its own. The load
+generator signs notifications with the constants and the run's shared WeChat Pay keys
+(``bench/wxkeys.py``), so those are swapped in before minigate reads them, and no keys
+directory is created. This changes nothing else: same process, same settings, same code
+paths.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import sys
 def install_keys() -> None:
     from bench import wxkeys
     from minigate import app
-    from minigate.sandbox import credentials, wechat_keys, world
+    from minigate.sandbox import keystore
 
-    for module in (wechat_keys, credentials, world, app):
-        module.sandbox_wechat_keys = wxkeys.keys  # type: ignore[attr-defined]
+    keystore.sandbox_wechat_keys = wxkeys.keys  # type: ignore[attr-defined]
+    app.for_keys_dir = lambda _keys_dir: keystore.ephemeral_credentials()  # type: ignore[attr-defined]
 
 
 def main(argv: list[str]) -> None:

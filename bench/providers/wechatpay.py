@@ -28,6 +28,7 @@ from bench import wxkeys
 from bench.providers.base import Notification, ProviderBench, bench_number, seed_number
 from minigate.providers.wechatpay import v3sign
 from minigate.sandbox import credentials as cred
+from minigate.sandbox.wechatpay import canonical_path
 
 AMOUNT, MINOR, CURRENCY = "12.30", 1230, "CNY"
 CHINA = timezone(timedelta(hours=8))
@@ -100,7 +101,9 @@ def bare_verify(headers: Mapping[str, str], body: bytes) -> str | None:
 def _authorization(url: str, body: bytes) -> str:
     k = wxkeys.keys()
     timestamp, nonce = str(int(time.time())), secrets.token_hex(16).upper()
-    message = v3sign.request_message("POST", urlsplit(url).path, timestamp, nonce, body)
+    # WeChat's canonical path (/v3/…), as minigate's connector signs it
+    message = v3sign.request_message("POST", canonical_path(urlsplit(url).path), timestamp,
+                                     nonce, body)
     return v3sign.authorization(cred.WECHATPAY_MCHID, k.merchant_serial, nonce, timestamp,
                                 v3sign.rsa_sign(k.merchant_key, message))
 
