@@ -31,6 +31,7 @@ from minigate.config import Settings
 from minigate.domain.states import OPEN_STATES
 from minigate.errors import MinigateError
 from minigate.jobs import destination, signing
+from minigate.observability import metrics
 from minigate.service.context import ServiceContext
 from minigate.store.models import Event, Order, Payment, Refund
 
@@ -71,6 +72,11 @@ class JobRunner:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="minigate-jobs")
 
+    @property
+    def alive(self) -> bool:
+        """The loop task runs (for /readyz)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -83,7 +89,9 @@ class JobRunner:
             self.ctx.wakeup.clear()  # a kick during the pass below wakes the wait after it
             try:
                 did = await self.run_once()
+                metrics.job_pass_done()
             except Exception:  # keep the loop alive; the failure is logged with its trace
+                metrics.JOB_PASS_FAILURES.inc()
                 log.exception("job pass failed")
                 did = 0
             if did >= BATCH:
@@ -113,8 +121,10 @@ class JobRunner:
             try:
                 await job(item)
             except MinigateError as exc:
+                metrics.JOB_ERRORS.labels(job.__name__.lstrip("_")).inc()
                 log.warning("job %s on %s: %s", job.__name__, item, exc.message)
             except Exception:
+                metrics.JOB_ERRORS.labels(job.__name__.lstrip("_")).inc()
                 log.exception("job %s on %s failed", job.__name__, item)
         return len(ids)
 
@@ -204,6 +214,8 @@ class JobRunner:
                 row.delivery_status, row.next_attempt_at = "parked", None
             else:
                 row.next_attempt_at = now + delivery_backoff(row.attempts)
+            outcome = "failed" if row.delivery_status == "pending" else row.delivery_status
+            metrics.count_on_commit(session, metrics.WEBHOOK_DELIVERIES, outcome)
 
     async def _post(self, event: Event) -> tuple[bool, str]:
         settings = self.ctx.settings

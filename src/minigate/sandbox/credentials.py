@@ -77,6 +77,8 @@ def sandbox_settings(settings: Settings, keys: SandboxWechatKeys | None = None) 
     wx_v3, wx_v2 = wechatpay_settings(base, keys or sandbox_wechat_keys(),
                                       settings.sandbox.time_scale)
     return settings.model_copy(update={
+        # Explicit: with the simulators' credentials filled in, "auto" would read as live.
+        "mode": "sandbox",
         "wechatpay": wx_v3, "wechatpay_v2": wx_v2,
         "wechat_login": WechatLoginSettings(appid=MINI_APP_ID, secret=SecretStr(MINI_APP_SECRET),
                                             base_url=f"{base}/wechat-login"),

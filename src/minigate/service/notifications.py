@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from minigate.domain.events import EventType
 from minigate.errors import NotificationRejected, ProviderError
+from minigate.observability.metrics import database_unavailable, notification_handled
 from minigate.providers.base import Ack, IncomingNotification, VerifiedNotification
 from minigate.service.context import ServiceContext
 from minigate.service.payments import settle_payment
@@ -43,7 +45,9 @@ async def handle_notification(
     ctx: ServiceContext, provider: str, headers: Mapping[str, str], body: bytes
 ) -> Ack:
     client = ctx.provider(provider)
+    started = time.perf_counter()
     if len(body) > MAX_BODY:
+        notification_handled(provider, "too_large", started)
         return client.ack(False, "body too large")
     incoming = IncomingNotification({k.lower(): v for k, v in headers.items()}, body,
                                     ctx.clock.now())
@@ -53,12 +57,15 @@ async def handle_notification(
     except NotificationRejected as exc:
         log.warning("rejected %s notification: %s", provider, exc.reason)
         await _query_sooner(ctx, provider, client, incoming, exc.reason)
+        notification_handled(provider, "rejected", started, exc.reason)
         return client.ack(False, exc.reason)
     except ProviderError as exc:  # e.g. certificates could not be fetched: try again later
         log.warning("could not verify %s notification: %s", provider, exc.message)
+        notification_handled(provider, "unverifiable", started)
         return client.ack(False, "temporarily unable to verify")
     except Exception:  # a connector bug on hostile input must not become a 500 or a change
         log.exception("verifying a %s notification failed", provider)
+        notification_handled(provider, "rejected", started, "malformed")
         return client.ack(False, "malformed notification")
     try:
         outcome = await _record_and_apply(ctx, provider, verified, body)
@@ -66,10 +73,13 @@ async def handle_notification(
         outcome = "duplicate"  # the same provider event, already recorded
     except DBAPIError as exc:  # rolled back: a failure ack makes the provider send it again
         log.warning("could not record %s notification: %s", provider, type(exc.orig).__name__)
+        database_unavailable("notification")
+        notification_handled(provider, "database_unavailable", started)
         return client.ack(False, "temporarily unable to record")
     # The expected outcome is routine and frequent; anything else is worth a line.
     log.log(logging.DEBUG if outcome in ROUTINE else logging.INFO,
             "%s notification %s: %s", provider, verified.event_key, outcome)
+    notification_handled(provider, outcome, started)
     return client.ack(True)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from minigate.domain.events import DELIVERABLE, EventType
 from minigate.domain.ids import new_id
 from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus, check_order_transition
+from minigate.observability import metrics
 from minigate.store.models import Event, Order, Payment, Refund
 
 
@@ -99,7 +100,10 @@ async def move_order(
         .returning(Order)  # the moved row, loaded into ``order``: no second SELECT
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
+    moved = (await session.execute(stmt)).scalar_one_or_none() is not None
+    if moved:
+        metrics.count_on_commit(session, metrics.ORDER_TRANSITIONS, target.value)
+    return moved
 
 
 def add_event(
@@ -119,4 +123,11 @@ def add_event(
         attempts=0, next_attempt_at=now if deliver else None, last_error="", created_at=now,
     )
     session.add(event)
+    outcome = _REFUND_OUTCOMES.get(type_)
+    if outcome is not None:
+        metrics.count_on_commit(session, metrics.REFUNDS, outcome)
     return event
+
+
+_REFUND_OUTCOMES = {EventType.REFUND_CREATED: "requested",
+                    EventType.REFUND_SUCCEEDED: "succeeded", EventType.REFUND_FAILED: "failed"}
