@@ -81,23 +81,26 @@ def serve(config: Path | None, host: str, port: int) -> None:
 
     settings = _settings(config)
     _logging(settings)
+    generated_key = settings.sandbox_mode and settings.api_key is None
     if settings.sandbox_mode:
         updates: dict[str, object] = {}
         if settings.public_url == Settings.model_fields["public_url"].default:
             updates["public_url"] = f"http://{host}:{port}"
-        if settings.api_key is None:
+        if generated_key:
             updates["api_key"] = SecretStr("sk_sandbox_" + secrets.token_urlsafe(18))
         settings = settings.model_copy(update=updates) if updates else settings
     _run(prepare(settings))
     if settings.sandbox_mode:
-        _print_sandbox_banner(settings)
+        _print_sandbox_banner(settings, show_key=generated_key)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
                 access_log=settings.access_log)
 
 
-def _print_sandbox_banner(settings: Settings) -> None:
-    # The sandbox's merchant key is shown (the tour needs it); nothing else secret is.
-    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+def _print_sandbox_banner(settings: Settings, *, show_key: bool) -> None:
+    # A key minigate generated is shown (nobody else knows it); one that was configured is
+    # not: whoever set it has it, and a banner ends up in logs.
+    key = (settings.api_key.get_secret_value() if show_key and settings.api_key is not None
+           else "the one configured (MINIGATE_API_KEY / api_key; not shown)")
     base = settings.public_url
     click.echo("minigate is running in SANDBOX mode: every provider is simulated.")
     click.echo(f"  merchant API key : {key}")

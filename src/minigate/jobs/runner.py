@@ -89,7 +89,6 @@ class JobRunner:
             self.ctx.wakeup.clear()  # a kick during the pass below wakes the wait after it
             try:
                 did = await self.run_once()
-                metrics.job_pass_done()
             except Exception:  # keep the loop alive; the failure is logged with its trace
                 metrics.JOB_PASS_FAILURES.inc()
                 log.exception("job pass failed")
@@ -114,6 +113,7 @@ class JobRunner:
         if self.ctx.settings.webhook_url:
             done += await self._each(await self._claim(Event, Event.delivery_status == "pending",
                                                        Event.next_attempt_at), self._deliver)
+        metrics.job_pass_done()
         return done
 
     async def _each(self, ids: Sequence[Any], job: Callable[[Any], Awaitable[None]]) -> int:
