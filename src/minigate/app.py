@@ -51,6 +51,7 @@ class Runtime:
         # One set of simulated WeChat Pay keys, wired into both the simulator and minigate.
         wechat_keys = sandbox_wechat_keys() if self.sandbox_mode else None
         self.settings = sandbox_settings(settings, wechat_keys) if self.sandbox_mode else settings
+        register_secrets(secret_values(self.settings))
         self.clock = clock or SystemClock()
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
                                               limits=httpx.Limits(max_connections=100))

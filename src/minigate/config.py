@@ -343,7 +343,7 @@ def unknown_keys_in(values: dict[str, Any], where: str,
     fields = sorted(model.model_fields)
     for key, value in values.items():
         if key not in model.model_fields:
-            problems.append(f"unknown setting {prefix}{key!r} in {where}"
+            problems.append(f"unknown setting '{prefix}{key}' in {where}"
                             f"{_closest(key, fields)}")
             continue
         nested = _model_of(model, key)
