@@ -104,7 +104,13 @@ def job_pass_done() -> None:
     JOB_LAST_PASS.set_to_current_time()
 
 
-def database_unavailable(where: str) -> None:
+def job_pass_failed(database_down: bool) -> None:
+    JOB_PASS_FAILURES.inc()
+    if database_down:
+        count_database_unavailable("jobs")
+
+
+def count_database_unavailable(where: str) -> None:
     """Count one request, notification or job pass that met an unavailable database."""
     DATABASE_UNAVAILABLE.labels(where).inc()
 
@@ -227,7 +233,7 @@ async def read_snapshot(runtime: Any, timeout: float = 3.0) -> Snapshot:
         snap.database_up = True
     except Exception:  # noqa: BLE001 - any failure here is "the database did not answer"
         snap.database_up = False
-        database_unavailable("metrics")
+        count_database_unavailable("metrics")
     return snap
 
 
