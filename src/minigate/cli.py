@@ -137,9 +137,14 @@ def migrate(config: Path | None) -> None:
 
 @main.command()
 @config_option
-def worker(config: Path | None) -> None:
+@click.option("--metrics-port", type=PORT, default=None,
+              help="Serve this worker's counters at /metrics on this port (no token: keep "
+                   "it on a private address).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+def worker(config: Path | None, metrics_port: int | None, metrics_host: str) -> None:
     """Run background jobs only: reconciliation, expiry, merchant webhooks."""
     from minigate.app import Runtime
+    from minigate.observability.metrics import serve_process_metrics
     from minigate.preflight import prepare
 
     settings = _settings(config)
@@ -147,6 +152,12 @@ def worker(config: Path | None) -> None:
 
     async def run() -> None:
         await prepare(settings)
+        if metrics_port is not None:
+            try:
+                serve_process_metrics(metrics_host, metrics_port)
+            except OSError as exc:
+                raise ConfigError(f"cannot serve metrics on {metrics_host}:{metrics_port}: "
+                                  f"{exc.strerror}") from None
         runtime = Runtime(settings, run_jobs=True)
         await runtime.start()
         stop = asyncio.Event()

@@ -32,6 +32,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -254,18 +255,27 @@ def certificate_expiries(runtime: Any) -> list[tuple[str, str, float]]:
             for provider, name, cert in configured_certificates(runtime.settings)]
 
 
-def exposition(snapshot: Snapshot) -> bytes:
-    """The text exposition of every metric: this process's (or, in multiprocess mode,
-    every process's) counters and the snapshot's gauges."""
+def counted_registry() -> CollectorRegistry:
+    """This process's counters, or every process's in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        counted = generate_latest(registry)
-    else:
-        counted = generate_latest(REGISTRY)
+        return registry
+    return REGISTRY
+
+
+def exposition(snapshot: Snapshot) -> bytes:
+    """The text exposition of every metric: this process's (or, in multiprocess mode,
+    every process's) counters and the snapshot's gauges."""
     scraped = CollectorRegistry()
     scraped.register(SnapshotCollector(snapshot))
-    return counted + generate_latest(scraped)
+    return generate_latest(counted_registry()) + generate_latest(scraped)
+
+
+def serve_process_metrics(host: str, port: int) -> None:
+    """``minigate worker --metrics-port``: the counters on their own small HTTP server (a
+    thread), for a worker whose host has no API process to scrape."""
+    start_http_server(port, addr=host, registry=counted_registry())
 
 
 _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
