@@ -96,9 +96,8 @@ def _redacted(renderer: Any) -> Any:
     return render
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text",
-                      stream: TextIO | None = None) -> None:
-    """Send every logger's records to one handler in ``fmt`` (``text`` or ``json``)."""
+def make_handler(fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
+    """A handler that writes records as ``fmt`` lines (``text`` or ``json``), redacted."""
     shared: list[Any] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -113,6 +112,13 @@ def configure_logging(level: str = "INFO", fmt: str = "text",
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    return handler
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text",
+                      stream: TextIO | None = None) -> None:
+    """Send every logger's records to one handler in ``fmt`` (``text`` or ``json``)."""
+    handler = make_handler(fmt, stream)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
