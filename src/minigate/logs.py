@@ -64,6 +64,9 @@ class RedactQueryValues(logging.Filter):
 
 
 def install_redaction() -> None:
+    # httpx says INFO for every request: a routine provider call is one DEBUG line of
+    # minigate.providers instead (with its outcome and duration).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in ("httpx", "httpcore", "uvicorn.access"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactQueryValues) for f in logger.filters):
@@ -129,10 +132,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text",
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    # httpx says INFO for every request: routine provider calls are DEBUG lines of
-    # minigate.transport instead. The chatter below that stays out even at DEBUG.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if root.level <= logging.DEBUG
-                                        else logging.WARNING)
+    # The chatter below minigate's own lines stays out even at DEBUG.
     for name in ("httpcore", "aiosqlite", "asyncio", "alembic"):
         logging.getLogger(name).setLevel(max(logging.WARNING if name == "alembic"
                                              else logging.INFO, root.level))
