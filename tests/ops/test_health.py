@@ -6,37 +6,26 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import httpx
 import pytest
 
-from minigate.app import Runtime, create_app
-from minigate.config import load_settings
+from tests.ops.live import live_app
 from tests.support import Harness
 
 
 async def test_readyz_on_a_database_not_at_head(tmp_path: Path) -> None:
-    settings = load_settings(mode="live", api_key="sk_live_ready",
-                             database_url=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}",
-                             latipay={"user_id": "U1", "wallet_id": "W1", "api_key": "lk_r"})
-    runtime = Runtime(settings, auto_migrate=False, run_jobs=True)
-    app = create_app(settings, runtime)
-    await runtime.start()
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://minigate.test") as http:
-            assert (await http.get("/healthz")).json()["status"] == "ok"
-            ready = await http.get("/readyz")
-            assert ready.status_code == 503
-            checks = ready.json()["checks"]
-            assert checks["database"]["ok"] is True
-            assert checks["schema"] == {"ok": False, "detail": "empty"}
-            assert checks["jobs"]["ok"] is True
-            assert runtime.runner is not None
-            await runtime.runner.stop()
-            checks = (await http.get("/readyz")).json()["checks"]
-            assert checks["jobs"] == {"ok": False, "detail": "stopped"}
-    finally:
-        await runtime.stop()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    async with live_app(url, migrate=False, run_jobs=True) as (runtime, http):
+        assert (await http.get("/healthz")).json()["status"] == "ok"
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        checks = ready.json()["checks"]
+        assert checks["database"]["ok"] is True
+        assert checks["schema"] == {"ok": False, "detail": "empty"}
+        assert checks["jobs"]["ok"] is True
+        assert runtime.runner is not None
+        await runtime.runner.stop()
+        checks = (await http.get("/readyz")).json()["checks"]
+        assert checks["jobs"] == {"ok": False, "detail": "stopped"}
 
 
 async def test_readyz_when_the_database_is_gone(sqlite_gateway: Harness) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from minigate.app import Runtime, create_app
-from minigate.config import load_settings
 from minigate.observability.metrics import rejection_kind
+from tests.ops.live import live_app
 from tests.reliability.conftest import make_rig
 
 
@@ -104,25 +102,14 @@ async def test_outbox_lag_and_pending_events_while_the_merchant_is_down(
 
 async def test_metrics_need_the_token_in_live_mode(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
-    live = {"mode": "live", "api_key": "sk_live_metrics", "database_url": url,
-            "latipay": {"user_id": "U1", "wallet_id": "W1", "api_key": "lk_metrics"}}
     for token, header, expected in ((None, "", 403), ("mt_secret_1", "", 401),
                                     ("mt_secret_1", "Bearer wrong", 401),
                                     ("mt_secret_1", "Bearer mt_secret_1", 200)):
-        settings = load_settings(**live, metrics_token=token)
-        runtime = Runtime(settings, auto_migrate=True, run_jobs=False)
-        app = create_app(settings, runtime)
-        await runtime.start()
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                         base_url="http://minigate.test") as http:
-                r = await http.get("/metrics", headers={"Authorization": header} if header
-                                   else {})
-                assert r.status_code == expected, (token, header, r.text)
-                if expected == 200:
-                    assert "minigate_database_up 1.0" in r.text
-        finally:
-            await runtime.stop()
+        async with live_app(url, metrics_token=token) as (_, http):
+            r = await http.get("/metrics", headers={"Authorization": header} if header else {})
+            assert r.status_code == expected, (token, header, r.text)
+            if expected == 200:
+                assert "minigate_database_up 1.0" in r.text
 
 
 @pytest.mark.parametrize(("reason", "kind"), [
