@@ -142,9 +142,10 @@ async def _provider_rows(settings: Settings) -> list[Row]:
                             "no webhook_secret: every CBTIS webhook is refused; payments "
                             "settle by query only"))
         rows.append(await _resolves(f"provider {provider} base_url", section.base_url))
-    if settings.wechat_login.appid and not settings.wechat_login.secret.get_secret_value():
-        rows.append(Row("wechat_login", "FAIL", "appid without secret"))
-    elif not settings.wechat_login.appid:
+    if settings.wechat_login.appid:
+        rows.append(Row("wechat_login", "OK", f"appid {settings.wechat_login.appid}"))
+        rows.append(await _resolves("wechat_login base_url", settings.wechat_login.base_url))
+    else:
         rows.append(Row("wechat_login", "WARN", "no appid/secret: WeChat mini program logins "
                                                 "(jscode2session) are not possible"))
     return rows
