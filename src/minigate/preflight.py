@@ -8,6 +8,7 @@ read a stack to find out which.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from dataclasses import dataclass, field
 
@@ -77,13 +78,19 @@ class SchemaState:
         return set(self.current) == set(self.head)
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The migrations this minigate carries (read once: /readyz and /metrics ask often)."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revisions() -> tuple[str, ...]:
-    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return tuple(_scripts().get_heads())
 
 
 def _pending(current: tuple[str, ...]) -> list[str]:
     """Revisions that ``upgrade head`` would apply, oldest first."""
-    script = ScriptDirectory.from_config(alembic_config())
+    script = _scripts()
     revisions = script.iterate_revisions("heads", current[0] if len(current) == 1 else
                                          (current or "base"))
     return [rev.revision for rev in reversed(list(revisions))]
