@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import uvicorn
@@ -21,6 +21,9 @@ from pydantic import SecretStr, ValidationError
 
 from minigate.config import ConfigError, Settings, load_settings, masked_url, validation_message
 from minigate.logs import configure_logging
+
+if TYPE_CHECKING:
+    from minigate.sandbox.keystore import SandboxCredentials
 
 T = TypeVar("T")
 
@@ -88,12 +91,25 @@ def serve(config: Path | None, host: str, port: int) -> None:
             updates["public_url"] = f"http://{host}:{port}"
         if generated_key:
             updates["api_key"] = SecretStr("sk_sandbox_" + secrets.token_urlsafe(18))
-        settings = settings.model_copy(update=updates) if updates else settings
+        settings = _kept_sandbox_keys(settings.model_copy(update=updates) if updates
+                                      else settings)
     _run(prepare(settings))
     if settings.sandbox_mode:
         _print_sandbox_banner(settings, show_key=generated_key)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
                 access_log=settings.access_log)
+
+
+def _kept_sandbox_keys(settings: Settings) -> Settings:
+    """In sandbox mode, ``serve`` and ``worker`` keep the simulated merchants' keys in one
+    directory (default ./minigate-data/sandbox-keys): restarts keep the keys outside
+    clients hold, and every process of one deployment signs and verifies with the same."""
+    if not settings.sandbox_mode or settings.sandbox.keys_dir:
+        return settings
+    from minigate.sandbox.keystore import DEFAULT_KEYS_DIR
+
+    return settings.model_copy(update={
+        "sandbox": settings.sandbox.model_copy(update={"keys_dir": DEFAULT_KEYS_DIR})})
 
 
 def _print_sandbox_banner(settings: Settings, *, show_key: bool) -> None:
@@ -107,6 +123,8 @@ def _print_sandbox_banner(settings: Settings, *, show_key: bool) -> None:
     click.echo(f"  API              : {base}/v1   (OpenAPI: {base}/openapi.json, docs: {base}/docs)")
     click.echo(f"  sandbox wallet   : {base}/sandbox/wallet/login | requestPayment | tradePay")
     click.echo(f"  database         : {masked_url(settings.database_url)}")
+    click.echo(f"  sandbox keys     : {settings.sandbox.keys_dir} "
+               "(print them: minigate sandbox credentials --keys-dir …)")
     click.echo(f"  operations       : {base}/metrics, {base}/readyz, {base}/healthz")
 
 
@@ -147,7 +165,7 @@ def worker(config: Path | None, metrics_port: int | None, metrics_host: str) -> 
     from minigate.observability.metrics import serve_process_metrics
     from minigate.preflight import prepare
 
-    settings = _settings(config)
+    settings = _kept_sandbox_keys(_settings(config))
     _logging(settings)
 
     async def run() -> None:
@@ -171,18 +189,61 @@ def worker(config: Path | None, metrics_port: int | None, metrics_host: str) -> 
     _run(run())
 
 
-@main.command()
+keys_dir_option = click.option(
+    "--keys-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+    help="Where the simulated merchants' keys and certificates are kept (created on first "
+         "run, reused after). [default: ./minigate-data/sandbox-keys]")
+
+
+def _sandbox_credentials(keys_dir: Path | None) -> SandboxCredentials:
+    from minigate.sandbox import keystore
+
+    try:
+        return keystore.load_or_create(keys_dir or keystore.DEFAULT_KEYS_DIR)
+    except (keystore.KeyStoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group(invoke_without_command=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=12111, show_default=True, type=PORT)
 @click.option("--time-scale", default=1.0, show_default=True, type=float,
               help="Multiply provider retry intervals (0.01 = 100x faster).")
-def sandbox(host: str, port: int, time_scale: float) -> None:
+@keys_dir_option
+@click.option("--provider", type=click.Choice(["wechatpay"]), default=None,
+              help="Also serve this provider's real paths at the root (e.g. /v3/…, /pay/…).")
+@click.option("--tls", is_flag=True, help="Serve HTTPS (certificates from the keys "
+              "directory) and require the client certificate on v2 refunds, as WeChat does.")
+@click.pass_context
+def sandbox(ctx: click.Context, host: str, port: int, time_scale: float, keys_dir: Path | None,
+            provider: str | None, tls: bool) -> None:
     """Run the provider simulators alone, for other systems' integration tests."""
-    from minigate.sandbox.server import create_sandbox_app, describe
+    if ctx.invoked_subcommand is not None:
+        return
+    from minigate.sandbox.server import create_sandbox_app, describe, serve
 
-    click.echo(describe(f"http://{host}:{port}"))
+    creds = _sandbox_credentials(keys_dir)
+    base = f"{'https' if tls else 'http'}://{host}:{port}"
+    click.echo(describe(base, creds, tls=tls, provider_at_root=provider))
     configure_logging("INFO")
-    uvicorn.run(create_sandbox_app(time_scale), host=host, port=port, log_config=None)
+    serve(create_sandbox_app(time_scale, creds, provider), host, port, creds, tls=tls)
+
+
+@sandbox.command("credentials")
+@keys_dir_option
+@click.option("--base-url", default="http://127.0.0.1:12111", show_default=True,
+              help="Where the sandbox runs (the printed base URLs start with it).")
+@click.option("--format", "fmt", type=click.Choice(["all", "toml", "env"]), default="all",
+              show_default=True)
+def sandbox_credentials(keys_dir: Path | None, base_url: str, fmt: str) -> None:
+    """Print the sandbox credentials: a minigate TOML block and environment variables."""
+    from minigate.sandbox.export import as_toml, env_lines
+
+    creds = _sandbox_credentials(keys_dir)
+    if fmt in ("all", "toml"):
+        click.echo(as_toml(creds, base_url))
+    if fmt in ("all", "env"):
+        click.echo(env_lines(creds, base_url))
 
 
 @main.command()

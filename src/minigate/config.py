@@ -136,6 +136,10 @@ class SandboxSettings(BaseModel):
     time_scale: float = 1.0
     #: Let merchant webhooks go to loopback addresses (sandbox only).
     allow_loopback_webhooks: bool = True
+    #: Where the simulated merchants' keys and certificates are kept (created on first
+    #: start). Empty: generated per process, nothing written. ``minigate serve`` uses
+    #: ``./minigate-data/sandbox-keys`` when this is empty.
+    keys_dir: str = ""
 
 
 class Settings(BaseSettings):
@@ -259,7 +263,7 @@ CREDENTIALS: dict[str, tuple[str, ...]] = {
 #: ``MINIGATE_*`` variables that are not settings (test, fault-injection and benchmark
 #: switches); the unknown-key check leaves them alone. A new one must be added here.
 NOT_SETTINGS = ("MINIGATE_REQUIRE_POSTGRES", "MINIGATE_TEST_", "MINIGATE_BENCH_",
-                "MINIGATE_CRASH_AT")
+                "MINIGATE_CRASH_AT", "MINIGATE_BIN")
 
 
 class ConfigError(ValueError):
