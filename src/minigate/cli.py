@@ -96,8 +96,10 @@ def serve(config: Path | None, host: str, port: int) -> None:
     _run(prepare(settings))
     if settings.sandbox_mode:
         _print_sandbox_banner(settings, show_key=generated_key)
+    from minigate.http_limits import uvicorn_options
+
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
-                access_log=settings.access_log)
+                access_log=settings.access_log, **uvicorn_options(settings.http))
 
 
 def _kept_sandbox_keys(settings: Settings) -> Settings:
