@@ -71,8 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="attach py-spy to minigate during the core saturation phases")
     rep = sub.add_parser("report", help="rewrite the .md/.png of an existing results JSON")
     rep.add_argument("json", type=Path)
+    chaos = sub.add_parser("chaos", help="fault-injecting soak in live mode; exit 1 on any "
+                                         "violated invariant (bench/chaos.py)")
+    from bench.chaos import add_arguments
+
+    add_arguments(chaos)
     args = parser.parse_args(argv)
-    if args.command == "report":
+    if args.command in ("report", "chaos"):
         return args
     args.suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = set(args.suites) - set(SUITES)
@@ -496,6 +501,10 @@ def time_us(fn: Any) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "chaos":
+        from bench import chaos
+
+        return chaos.run(args)
     if args.command == "report":
         import json
 

@@ -37,21 +37,22 @@ def free_port() -> int:
 class Database:
     """A fresh database for one server run."""
 
-    def __init__(self, kind: str, workdir: Path) -> None:
+    def __init__(self, kind: str, workdir: Path, pg_dsn: str = PG_DSN) -> None:
         self.kind = kind
         self.name = f"mg_bench_{secrets.token_hex(4)}"
+        self.pg_dsn = pg_dsn  # the server's maintenance database (``…/postgres``)
         if kind == "sqlite":
             self.path = workdir / f"{self.name}.db"
             self.url = f"sqlite+aiosqlite:///{self.path}"
         else:
-            base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            base = pg_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
             self.url = f"{base}/{self.name}"
 
     async def create(self, *, minigate_schema: bool = True) -> None:
         if self.kind == "postgres":
             import asyncpg
 
-            conn = await asyncpg.connect(PG_DSN)
+            conn = await asyncpg.connect(self.pg_dsn)
             try:
                 await conn.execute(f'CREATE DATABASE "{self.name}"')
             finally:
@@ -71,7 +72,7 @@ class Database:
             return
         import asyncpg
 
-        conn = await asyncpg.connect(PG_DSN)
+        conn = await asyncpg.connect(self.pg_dsn)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         finally:
@@ -176,7 +177,7 @@ def _remove_sqlite(path: Path) -> None:
 class Server:
     """One API process (minigate or baseline) on a free loopback port."""
 
-    kind: str  # "minigate" | "baseline"
+    kind: str  # "minigate" | "baseline" | "worker" (``minigate worker``: jobs only, no port)
     db_url: str
     logdir: Path
     api_key: str = field(default_factory=lambda: "sk_bench_" + secrets.token_urlsafe(16))
@@ -204,6 +205,12 @@ class Server:
             "MINIGATE_API_KEY": self.api_key, "MINIGATE_PUBLIC_URL": self.base,
             "MINIGATE_SANDBOX__TIME_SCALE": "1.0", "PYTHONPATH": str(ROOT),
         } | (live_env(self.live_sandbox) if self.live_sandbox else {}) | self.extra_env
+        if self.kind == "worker":  # no port: ready once it says so (unbuffered output)
+            cmd = [sys.executable, "-m", "bench.mgserve", self.entry, "worker"]
+            self.proc = spawn(cmd, env | {"PYTHONUNBUFFERED": "1"},
+                              self.logdir / f"worker-{self.port}.log", "", "minigate worker",
+                              timeout, ready_text="minigate worker running")
+            return
         if self.kind == "minigate":
             # bench.mgserve runs ``python -m <entry> serve`` in-process with the run's
             # shared WeChat Pay sandbox keys (bench/wxkeys.py); nothing else changes.
@@ -220,21 +227,30 @@ class Server:
 
 
 def spawn(cmd: list[str], env: dict[str, str], log_path: Path, ready_url: str, label: str,
-          timeout: float) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` (output to ``log_path``) and wait until ``ready_url`` answers 200."""
-    log = open(log_path, "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+          timeout: float, ready_text: str = "") -> subprocess.Popen[bytes]:
+    """Start ``cmd`` (output appended to ``log_path``) and wait until ``ready_url`` answers
+    200, or (``ready_text``) until that text appears in the output after the start."""
+    log = open(log_path, "ab")  # noqa: SIM115 - appended: a restarted process keeps its story
+    offset = log.tell()
+    with log:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{label} exited at start; see {log.name}")
-        try:
-            if httpx.get(ready_url, timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
+        if ready_text:
+            with open(log_path, "rb") as out:
+                out.seek(offset)
+                if ready_text.encode() in out.read():
+                    return proc
+        else:
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
         time.sleep(0.1)
-    raise RuntimeError(f"{label} did not answer {ready_url} in {timeout:.0f}s")
+    raise RuntimeError(f"{label} was not ready ({ready_text or ready_url}) in {timeout:.0f}s")
 
 
 def terminate(proc: subprocess.Popen[bytes] | None) -> None:

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from minigate.sandbox import credentials as cred
+from minigate.sandbox.ledger import ledger_router
 from minigate.sandbox.world import SandboxWorld
 
 
@@ -25,6 +26,7 @@ def create_sandbox_app(time_scale: float = 1.0) -> FastAPI:
     app = FastAPI(title="minigate sandbox", lifespan=lifespan)
     app.state.world = world
     app.include_router(world.router())
+    app.include_router(ledger_router(world))  # read-only, for the fault soak
     return app
 
 
