@@ -47,9 +47,9 @@ import httpx
 
 from bench import chaos_check
 from bench.chaos_check import Facts, MgOrder, MgRefund, SimOrder
+from bench.chaos_net import Balancer, Receiver
 from bench.chaos_pg import TempCluster
-from bench.chaos_receiver import Receiver
-from bench.servers import Database, SandboxProcess, Server
+from bench.servers import Database, SandboxProcess, Server, free_port
 
 FAULT_KINDS = ("kill-api", "kill-worker", "pg-stop-immediate", "pg-stop-fast",
                "kill-during-refund", "kill-during-create", "pg-stop-during-refund",
@@ -69,13 +69,15 @@ class Plan:
     op_bound: float = 150.0  # seconds one call is retried for (> the 60 s in-flight lock)
     fault_window: tuple[float, float] = (0.08, 0.8)  # fraction of duration
     progress_every: float = 15.0
+    #: the timed faults first (short run: their retries wait out the 60 s in-flight lock)
+    timed_first: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Plan:
         if args.short:
-            plan = cls(duration=args.duration or 60.0, faults=args.faults or 11, seed=args.seed,
-                       settle=60.0, op_bound=110.0, fault_window=(0.05, 0.55),
-                       progress_every=10.0)
+            plan = cls(duration=args.duration or 45.0, faults=args.faults or len(FAULT_KINDS),
+                       seed=args.seed, settle=60.0, op_bound=110.0, fault_window=(0.05, 0.6),
+                       progress_every=10.0, timed_first=True)
         else:
             plan = cls(duration=args.duration or 900.0, faults=args.faults or 30,
                        seed=args.seed)
@@ -84,12 +86,14 @@ class Plan:
 
 def schedule(plan: Plan) -> list[tuple[float, str]]:
     """(seconds from start, kind): every kind in turn (shuffled per round), at random times
-    inside the fault window; the timed kinds early in the short run so their retries end."""
+    inside the fault window."""
     rng = random.Random(plan.seed)
     kinds: list[str] = []
     while len(kinds) < plan.faults:
         round_ = list(FAULT_KINDS)
         rng.shuffle(round_)
+        if plan.timed_first:
+            round_.sort(key=lambda kind: kind not in TIMED)
         kinds += round_
     kinds = kinds[:plan.faults]
     lo, hi = (plan.duration * f for f in plan.fault_window)
@@ -148,6 +152,7 @@ class Soak:
         self.db: Database | None = None
         self.sandbox = SandboxProcess(self.tmp)
         self.apis: list[Server] = []
+        self.balancer: Balancer | None = None
         self.worker: Server | None = None
         self.t0 = self.t_start = time.monotonic()
         self.rr = 0
@@ -181,18 +186,20 @@ class Soak:
             # minigate's own settings, shortened so a few minutes see many reconciliations
             "MINIGATE_RECONCILE_SCHEDULE": "[5, 10, 20, 30]",
             "MINIGATE_JOB_LEASE_SECONDS": "20",
-            "MINIGATE_CHAOS_BACKOFF_SCALE": "0.1",
+            "MINIGATE_CHAOS_BACKOFF_SCALE": "0.05",
         }
-        for _ in range(2):
+        ports = [free_port(), free_port()]
+        self.balancer = Balancer(ports)  # minigate's public URL; it runs in main()'s loop
+        env["MINIGATE_PUBLIC_URL"] = self.balancer.base
+        for port in ports:
             server = Server("minigate", self.db.url, self.tmp, api_key=self.api_key,
-                            entry="bench.chaosproc", live_sandbox=self.sandbox.base,
+                            port=port, entry="bench.chaosproc", live_sandbox=self.sandbox.base,
                             extra_env=env)
             server.start()
             self.apis.append(server)
         self.worker = Server("worker", self.db.url, self.tmp, api_key=self.api_key,
                              entry="bench.chaosproc", live_sandbox=self.sandbox.base,
-                             extra_env=env | {"MINIGATE_RUN_JOBS": "true",
-                                              "MINIGATE_PUBLIC_URL": self.apis[0].base})
+                             extra_env=env | {"MINIGATE_RUN_JOBS": "true"})
         self.worker.start()
         self.say(f"up: postgres :{self.cluster.port}, sandbox :{self.sandbox.port}, api "
                  f":{self.apis[0].port} :{self.apis[1].port}, worker, webhook endpoint "
@@ -412,9 +419,10 @@ class Soak:
         except httpx.HTTPError as exc:  # the sandbox itself is never faulted: report it
             self.stats.gave_up[f"harness {type(exc).__name__}"] += 1
 
-    async def drive(self, until: float) -> None:
+    async def drive(self, until: float, faults: asyncio.Task[None]) -> None:
+        """New flows until ``until`` and every fault has happened."""
         n = 0
-        while time.monotonic() < until:
+        while time.monotonic() < until or not faults.done():
             if len(self.flows) < self.plan.concurrency:
                 n += 1
                 self.stats.flows += 1
@@ -580,12 +588,14 @@ class Soak:
     async def main(self) -> int:
         self.t_start = time.monotonic()
         await self.receiver.up()
+        assert self.balancer is not None
+        await self.balancer.up()
         plan = schedule(self.plan)
         self.say("faults planned: " + ", ".join(f"{kind}@{at:.0f}s" for at, kind in plan))
         tasks = [asyncio.create_task(self.faults(plan)), asyncio.create_task(self.progress())]
         try:
-            await self.drive(self.t_start + self.plan.duration)
-            await tasks[0]  # every planned fault happened
+            await self.drive(self.t_start + self.plan.duration, tasks[0])
+            await tasks[0]  # raises if a fault could not be carried out
             self.say(f"load stopped; waiting for {len(self.flows)} flows to get their answers")
             if self.flows:
                 await asyncio.wait(set(self.flows), timeout=self.plan.op_bound + 60)
@@ -598,6 +608,7 @@ class Soak:
             for task in list(self.flows):
                 task.cancel()
             await self.receiver.down()
+            await self.balancer.down()
             await self.http.aclose()
         rows = chaos_check.check(facts)
         print()

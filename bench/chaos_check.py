@@ -70,7 +70,7 @@ class Facts:
     #: event id -> how many times the merchant endpoint acknowledged it (2xx)
     received: Counter[str] = field(default_factory=Counter)
     bad_signatures: int = 0
-    #: every 5xx the harness got: {"status", "method", "path", "code", "body"}
+    #: every 5xx the harness got: {"status", "path" (e.g. ``POST /v1/orders``), "code", …}
     server_errors: list[dict[str, Any]] = field(default_factory=list)
     #: an Idempotency-Key replayed with a different order or refund than it first gave
     replay_mismatches: list[str] = field(default_factory=list)
@@ -82,6 +82,7 @@ class Row:
     count: int
     violation: bool  # a non-zero count breaks the promise (False: reported only)
     details: list[str] = field(default_factory=list)
+    more: int = 0  # details left out
 
     @property
     def failed(self) -> bool:
@@ -105,8 +106,9 @@ def _repeated(values: Iterable[str]) -> dict[str, int]:
     return {v: n for v, n in Counter(values).items() if n > 1}
 
 
-def _row(name: str, items: list[str], violation: bool = True) -> Row:
-    return Row(name, len(items), violation, items[:10])
+def _row(name: str, items: list[str], violation: bool = True, count: int | None = None) -> Row:
+    return Row(name, len(items) if count is None else count, violation, items[:10],
+               max(0, len(items) - 10))
 
 
 def check(f: Facts) -> list[Row]:
@@ -124,12 +126,16 @@ def check(f: Facts) -> list[Row]:
     paid_refs = [by_no[s.provider_order_no].merchant_reference for s in sim_paid
                  if s.provider_order_no in by_no]
     twice_paid = [f"{ref}: paid {n} times" for ref, n in _repeated(paid_refs).items()]
-    twice_created = [f"{ref}: {n} orders" for ref, n in
-                     _repeated(o.merchant_reference for o in f.orders).items()]
+    twice_created = [
+        f"{ref}: {n} orders, " + ", ".join(f"{o.id} {o.status}" for o in f.orders
+                                           if o.merchant_reference == ref)
+        for ref, n in _repeated(o.merchant_reference for o in f.orders).items()]
 
     accepted = [ref for s in f.sim for ref, _ in s.refunds]
-    per_key = [f"{key}: refunded {n} times" for key, n in
-               _repeated(k for k in map(refund_key, accepted) if k).items()]
+    per_key = [
+        f"{key}: refunded {n} times, as " + ", ".join(
+            refund_number(a) for a in accepted if refund_key(a) == key)
+        for key, n in _repeated(k for k in map(refund_key, accepted) if k).items()]
     per_number = [f"{no}: refunded {n} times" for no, n in
                   _repeated(map(refund_number, accepted)).items()]
 
@@ -162,7 +168,7 @@ def check(f: Facts) -> list[Row]:
     undelivered = [f"{eid} {etype}" for eid, etype in sorted(f.deliverable.items())
                    if f.received[eid] == 0]
     duplicates = [f"{eid} ×{n}" for eid, n in sorted(f.received.items()) if n > 1]
-    non503 = Counter(f"{e['status']} {e['method']} {e['path']} {e.get('code', '')}".rstrip()
+    non503 = Counter(f"{e['status']} {e['path']} {e.get('code', '')}".rstrip()
                      for e in f.server_errors if e["status"] != 503)
     errors = [f"{what} ×{n}" for what, n in non503.most_common()]
 
@@ -177,9 +183,9 @@ def check(f: Facts) -> list[Row]:
         _row("refunds still pending/unknown after settling", open_refunds),
         _row("replays answering another order/refund", list(f.replay_mismatches)),
         _row("merchant events never delivered", undelivered),
-        Row("merchant events delivered more than once", len(duplicates), False, duplicates[:10]),
+        _row("merchant events delivered more than once", duplicates, violation=False),
         Row("webhooks with a bad signature", f.bad_signatures, True),
-        Row("5xx other than 503", sum(non503.values()), True, errors[:10]),
+        _row("5xx other than 503", errors, count=sum(non503.values())),
     ]
 
 
@@ -193,6 +199,6 @@ def render(rows: list[Row]) -> str:
         if r.count and r.details:
             lines.append(f"\n{r.name}:")
             lines += [f"  {d}" for d in r.details]
-            if r.count > len(r.details):
-                lines.append(f"  … and {r.count - len(r.details)} more")
+            if r.more:
+                lines.append(f"  … and {r.more} more")
     return "\n".join(lines)

@@ -1,9 +1,16 @@
-"""The merchant's webhook endpoint in the fault soak: plain HTTP/1.1 on 127.0.0.1.
+"""The fault soak's network pieces, on 127.0.0.1: the merchant's webhook endpoint and the
+load balancer in front of the API processes.
 
-It verifies each webhook's ``Minigate-Signature`` over the raw body, then fails on purpose
-with probability ``fail_ratio`` (HTTP 500) and otherwise acknowledges (200) and counts the
-event id. :meth:`down` closes the port and every open connection (minigate then sees
-connection refused) until :meth:`up`.
+:class:`Receiver` is the merchant's endpoint (plain HTTP/1.1). It verifies each webhook's
+``Minigate-Signature`` over the raw body, then fails on purpose with probability
+``fail_ratio`` (HTTP 500) and otherwise acknowledges (200) and counts the event id.
+:meth:`down` closes the port and every open connection (minigate then sees connection
+refused) until :meth:`up`.
+
+:class:`Balancer` is minigate's public address (``MINIGATE_PUBLIC_URL`` of every API
+process, so the provider's notifications and the ``notify_url`` sent with a retried payment
+are the same whichever process served it): a TCP proxy that gives each connection to the
+next API process that accepts it.
 """
 
 from __future__ import annotations
@@ -100,3 +107,49 @@ class Receiver:
             return 400
         self.received[event_id] += 1
         return 200
+
+
+class Balancer:
+    """Round-robin TCP proxy to ``ports``; a backend that refuses is skipped."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.port = free_port()
+        self._next = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
+                                                  reuse_address=True)
+
+    async def down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in self.ports:
+            self._next = (self._next + 1) % len(self.ports)
+            try:
+                up_reader, up_writer = await asyncio.open_connection(
+                    "127.0.0.1", self.ports[self._next])
+            except OSError:
+                continue
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            return
+        writer.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
