@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ class Plan:
     def from_args(cls, args: argparse.Namespace) -> Plan:
         if args.short:
             plan = cls(duration=args.duration or 45.0, faults=args.faults or len(FAULT_KINDS),
-                       seed=args.seed, settle=60.0, op_bound=110.0, fault_window=(0.05, 0.6),
+                       seed=args.seed, settle=90.0, op_bound=110.0, fault_window=(0.05, 0.6),
                        progress_every=10.0, timed_first=True)
         else:
             plan = cls(duration=args.duration or 900.0, faults=args.faults or 30,
@@ -175,9 +176,6 @@ class Soak:
         self.cluster.start()
         self.db = Database("postgres", self.tmp, pg_dsn=self.cluster.dsn)
         asyncio.run(self.db.create())
-        self.sandbox.start()
-        httpx.post(f"{self.sandbox.base}/sandbox/latipay/control",
-                   json={"retry_every_seconds": 2.0}, timeout=5).raise_for_status()
         env = {
             "MINIGATE_RUN_JOBS": "false",
             "MINIGATE_WEBHOOK_URL": self.receiver.url,
@@ -186,21 +184,23 @@ class Soak:
             # minigate's own settings, shortened so a few minutes see many reconciliations
             "MINIGATE_RECONCILE_SCHEDULE": "[5, 10, 20, 30]",
             "MINIGATE_JOB_LEASE_SECONDS": "20",
-            "MINIGATE_CHAOS_BACKOFF_SCALE": "0.05",
+            "MINIGATE_CHAOS_BACKOFF_SCALE": "0.02",
         }
         ports = [free_port(), free_port()]
         self.balancer = Balancer(ports)  # minigate's public URL; it runs in main()'s loop
         env["MINIGATE_PUBLIC_URL"] = self.balancer.base
-        for port in ports:
-            server = Server("minigate", self.db.url, self.tmp, api_key=self.api_key,
-                            port=port, entry="bench.chaosproc", live_sandbox=self.sandbox.base,
-                            extra_env=env)
-            server.start()
-            self.apis.append(server)
+        self.apis = [Server("minigate", self.db.url, self.tmp, api_key=self.api_key, port=port,
+                            entry="bench.chaosproc", live_sandbox=self.sandbox.base,
+                            extra_env=env) for port in ports]
         self.worker = Server("worker", self.db.url, self.tmp, api_key=self.api_key,
                              entry="bench.chaosproc", live_sandbox=self.sandbox.base,
                              extra_env=env | {"MINIGATE_RUN_JOBS": "true"})
-        self.worker.start()
+        with ThreadPoolExecutor(4) as pool:  # each start waits for its process to be ready
+            for started in [pool.submit(p.start) for p in (self.sandbox, *self.apis,
+                                                            self.worker)]:
+                started.result()
+        httpx.post(f"{self.sandbox.base}/sandbox/latipay/control",
+                   json={"retry_every_seconds": 2.0}, timeout=5).raise_for_status()
         self.say(f"up: postgres :{self.cluster.port}, sandbox :{self.sandbox.port}, api "
                  f":{self.apis[0].port} :{self.apis[1].port}, worker, webhook endpoint "
                  f":{self.receiver.port}")
@@ -525,6 +525,7 @@ class Soak:
         await self.receiver.up()
         deadline = time.monotonic() + self.plan.settle
         left: dict[str, int] = {}
+        said = time.monotonic()
         while time.monotonic() < deadline:
             try:
                 left = await self.outstanding()
@@ -534,6 +535,9 @@ class Soak:
                 if not any(left.values()):
                     self.say("settled: nothing left to reconcile or deliver")
                     return
+                if time.monotonic() - said >= 10:
+                    said = time.monotonic()
+                    self.say("settling: " + ", ".join(f"{k} {v}" for k, v in left.items() if v))
             await asyncio.sleep(2.0)
         self.say(f"settling bound reached ({self.plan.settle:.0f} s): {left}")
 

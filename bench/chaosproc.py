@@ -6,8 +6,8 @@ Live mode refuses a merchant webhook URL that is plain HTTP or on loopback (SSRF
 127.0.0.1 inside the harness, so exactly that URL (``MINIGATE_CHAOS_WEBHOOK_URL``, which
 must equal ``MINIGATE_WEBHOOK_URL``) is let through; any other URL is checked as usual.
 
-``MINIGATE_CHAOS_BACKOFF_SCALE`` (e.g. ``0.1``) shortens the webhook retry backoff (30 s,
-1 m, 2 m … becomes 3 s, 6 s, 12 s …) so a few minutes of soak see many retries; the
+``MINIGATE_CHAOS_BACKOFF_SCALE`` (e.g. ``0.02``) shortens the webhook retry backoff (30 s,
+1 m, 2 m … becomes 0.6 s, 1.2 s, 2.4 s …) so a few minutes of soak see many retries; the
 schedule's shape and jitter stay minigate's.
 """
 
