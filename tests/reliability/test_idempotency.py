@@ -92,7 +92,7 @@ async def test_keys_are_scoped_per_api_key(sqlite_gateway: Harness) -> None:
         return 201, {"tag": tag}
 
     ctx = sqlite_gateway.ctx
-    r1 = await run_idempotent(ctx, scope_for("key-a"), "same", "fp", lambda: op("a"))
-    r2 = await run_idempotent(ctx, scope_for("key-b"), "same", "fp", lambda: op("b"))
-    r3 = await run_idempotent(ctx, scope_for("key-a"), "same", "fp", lambda: op("a2"))
+    r1 = await run_idempotent(ctx, "key-a", "same", "fp", lambda _: op("a"))
+    r2 = await run_idempotent(ctx, "key-b", "same", "fp", lambda _: op("b"))
+    r3 = await run_idempotent(ctx, "key-a", "same", "fp", lambda _: op("a2"))
     assert calls == ["a", "b"] and r1 == r3 == (201, {"tag": "a"}) and r2[1] == {"tag": "b"}

@@ -8,12 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from minigate.domain.money import MoneyError
 from minigate.domain.states import IllegalTransition
 from minigate.errors import MinigateError
+from minigate.store.failures import database_unavailable
 
 log = logging.getLogger("minigate.api")
 
@@ -55,23 +56,61 @@ def install(app: FastAPI) -> None:
     async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
         return JSONResponse(error_body("invalid_request_error", "conflict", str(exc)), 409)
 
-    @app.exception_handler(DBAPIError)
-    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
-        # A dropped or unreachable database connection: the transaction was rolled back,
-        # so the request may simply be sent again.
-        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-            log.warning("database unavailable: %s", type(exc.orig).__name__)
-            return JSONResponse(error_body("api_error", "database_unavailable",
-                                           "database unavailable; nothing was changed, retry"),
-                                503, headers={"Retry-After": "1"})
-        log.exception("unhandled database error")
-        return JSONResponse(error_body("api_error", "internal_error",
-                                       "internal error; nothing was changed by this request"),
-                            500)
+    app.add_middleware(CatchAll)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(error_body("api_error", "internal_error",
-                                       "internal error; nothing was changed by this request"),
-                            500)
+
+#: Seconds a client should wait before retrying after a database outage.
+RETRY_AFTER = "1"
+DATABASE_UNAVAILABLE = ("the database is unavailable; the request may not have completed: "
+                        "retry it with the same Idempotency-Key")
+INTERNAL = ("internal error (logged); the request may not have completed: retry it with the "
+            "same Idempotency-Key")
+
+
+def failure_response(exc: BaseException) -> JSONResponse:
+    """The answer for an exception no handler claimed: a retryable 503 for a database outage
+    (classified in one place, ``store.failures``), else a 500. Logs it once."""
+    if database_unavailable(exc):
+        log.warning("database unavailable: %s", _describe(exc))
+        return JSONResponse(error_body("api_error", "database_unavailable", DATABASE_UNAVAILABLE),
+                            503, headers={"Retry-After": RETRY_AFTER})
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("api_error", "internal_error", INTERNAL), 500)
+
+
+def _describe(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    inner = orig if orig is not None else (exc.__cause__ or exc)
+    return f"{type(inner).__name__}: {str(inner)[:120]}"
+
+
+class CatchAll:
+    """Innermost guard for what no exception handler claimed.
+
+    Starlette's own last resort (``ServerErrorMiddleware``) answers 500 and then re-raises,
+    so the server logs a second traceback and drops the client's keep-alive connection —
+    during a database outage, every connection. This layer answers instead and returns
+    normally: one log line (or one traceback for a real bug), the connection kept.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            response = failure_response(exc)
+            if not started:
+                await response(scope, receive, send)

@@ -12,7 +12,7 @@ from minigate.api.schemas import CreateOrder, CreateRefund
 from minigate.domain.money import Money
 from minigate.errors import NotFound
 from minigate.service import orders, refunds
-from minigate.service.idempotency import request_fingerprint, run_idempotent, scope_for
+from minigate.service.idempotency import Attempt, request_fingerprint, run_idempotent
 
 router = APIRouter(prefix="/v1", tags=["merchant"])
 
@@ -23,18 +23,17 @@ async def create_order(
 ) -> JSONResponse:
     """Create an order; the mini program then pays it with its ``client_token``."""
 
-    async def run() -> tuple[int, dict[str, Any]]:
+    async def run(attempt: Attempt) -> tuple[int, dict[str, Any]]:
         cmd = orders.NewOrder(
             merchant_reference=body.merchant_reference,
             amount=Money.parse(body.amount, body.currency), description=body.description,
             channel=body.channel, provider=body.provider, expires_in=body.expires_in,
             metadata=body.metadata,
         )
-        return 201, await orders.create_order(ctx, cmd)
+        return 201, await orders.create_order(ctx, cmd, attempt)
 
     status, payload = await run_idempotent(
-        ctx, scope_for(api_key), key, request_fingerprint("POST /v1/orders",
-                                                          body.model_dump()), run)
+        ctx, api_key, key, request_fingerprint("POST /v1/orders", body.model_dump()), run)
     return JSONResponse(payload, status)
 
 
@@ -68,11 +67,12 @@ async def create_refund(
     """Refund all or part of a paid order (all that is left when ``amount`` is absent)."""
     body = payload or CreateRefund()
 
-    async def run() -> tuple[int, dict[str, Any]]:
-        return 201, await refunds.create_refund(ctx, order_id, body.amount, body.reason)
+    async def run(attempt: Attempt) -> tuple[int, dict[str, Any]]:
+        return 201, await refunds.create_refund(ctx, order_id, body.amount, body.reason,
+                                                attempt)
 
     fingerprint = request_fingerprint(f"POST /v1/orders/{order_id}/refunds", body.model_dump())
-    status, response = await run_idempotent(ctx, scope_for(api_key), key, fingerprint, run)
+    status, response = await run_idempotent(ctx, api_key, key, fingerprint, run)
     return JSONResponse(response, status)
 
 

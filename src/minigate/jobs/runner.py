@@ -32,6 +32,7 @@ from minigate.domain.states import OPEN_STATES
 from minigate.errors import MinigateError
 from minigate.jobs import destination, signing
 from minigate.service.context import ServiceContext
+from minigate.store.failures import database_unavailable
 from minigate.store.models import Event, Order, Payment, Refund
 
 log = logging.getLogger("minigate.jobs")
@@ -67,6 +68,7 @@ class JobRunner:
         self.worker_id = worker_id
         self._task: asyncio.Task[None] | None = None
         self._next_purge: datetime | None = None
+        self.outage = Outage(base=min(poll_interval, 1.0))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="minigate-jobs")
@@ -83,9 +85,13 @@ class JobRunner:
             self.ctx.wakeup.clear()  # a kick during the pass below wakes the wait after it
             try:
                 did = await self.run_once()
-            except Exception:  # keep the loop alive; the failure is logged with its trace
-                log.exception("job pass failed")
+            except Exception as exc:  # keep the loop alive
                 did = 0
+                if not self.outage.failed(exc, self.ctx.clock.now()):
+                    log.exception("job pass failed")
+                await asyncio.sleep(self.outage.backoff())
+                continue
+            self.outage.passed(self.ctx.clock.now())
             if did >= BATCH:
                 continue  # more may be waiting
             with contextlib.suppress(TimeoutError):
@@ -114,7 +120,9 @@ class JobRunner:
                 await job(item)
             except MinigateError as exc:
                 log.warning("job %s on %s: %s", job.__name__, item, exc.message)
-            except Exception:
+            except Exception as exc:
+                if database_unavailable(exc):
+                    raise  # the whole pass stops: the loop backs off until it is back
                 log.exception("job %s on %s failed", job.__name__, item)
         return len(ids)
 
@@ -236,6 +244,39 @@ class JobRunner:
                 return True, ""
             return False, f"HTTP {response.status_code}"
         return False, error
+
+
+class Outage:
+    """The runner's view of a database outage: exponential, capped backoff between passes,
+    and two log lines per outage (when it starts, and when it ends with the number of
+    failed passes) instead of a traceback per pass."""
+
+    CAP = 30.0
+
+    def __init__(self, base: float = 1.0) -> None:
+        self.base = max(base, 0.01)
+        self.failures = 0
+        self.since: datetime | None = None
+
+    def failed(self, exc: BaseException, now: datetime) -> bool:
+        """Count a failed pass; False if ``exc`` is not a database outage (a bug)."""
+        if not database_unavailable(exc):
+            return False
+        if self.since is None:
+            self.since = now
+            log.warning("database unavailable: job runner backing off until it is back")
+        self.failures += 1
+        return True
+
+    def backoff(self) -> float:
+        """Seconds to wait before the next pass (the base after a bug, growing in an outage)."""
+        return float(min(self.base * 2 ** max(self.failures - 1, 0), self.CAP))
+
+    def passed(self, now: datetime) -> None:
+        if self.since is not None:
+            log.warning("database available again after %d failed job passes (%.0f s)",
+                        self.failures, (now - self.since).total_seconds())
+        self.failures, self.since = 0, None
 
 
 def webhook_loopback_allowed(settings: Settings) -> bool:

@@ -1,32 +1,67 @@
-"""Idempotency-Key, as Stripe does it.
+"""Idempotency-Key with recovery points (Stripe's keys, with "atomic phases").
 
-* first request with a key: recorded as in flight, run, its response (status and body,
-  errors included) stored and replayed for 24 h;
-* same key, same body: the stored response, byte for byte;
-* same key, another body: 422; same key while the first is still running: 409;
-* a first request that failed with a retryable (5xx) error is forgotten, so the retry runs.
+A key is not only a lock around an operation: it records how far the operation got, in the
+same transactions that do the work, so that a retry — in the same process or another,
+before or after the first attempt died — resumes instead of starting again.
 
-Keys are scoped per merchant API key. The in-flight record has a lock that expires, so a
-process that died mid-request does not block the key forever.
+* First request with a key: a record is inserted ``in_flight`` with a lock (its own short
+  transaction, so a concurrent duplicate sees it and gets 409).
+* The operation advances the record's **recovery point** inside the transaction that
+  creates its resource (:meth:`Attempt.advance`): the order row with its key, the refund
+  reservation with its key. The point moves only from the value the attempt read, so two
+  attempts can never both create.
+* When the answer is known it is stored (:meth:`Attempt.complete`, in the resource's own
+  transaction where the operation has one; else right after) and replayed for 24 h, byte
+  for byte. The stored body is encrypted with a key derived from the merchant's API key:
+  it holds the order's ``client_token``, which must not sit in the database in clear.
+* Same key, same body: the stored answer; still running: 409; another body: 422.
+* A failed attempt (an exception, a 5xx, a 409 from the operation) does not forget the key:
+  it releases the lock and keeps the recovery point. The retry runs the operation again
+  from that point — which is exactly "again" when the attempt changed nothing, and "resume"
+  when it did. A lock whose process died runs out after :data:`LOCK`; a lock held by this
+  very process for an attempt that is no longer running is taken over at once.
+
+Keys are scoped per merchant API key.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import json
+import logging
+import os
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from minigate.errors import Conflict, MinigateError, Unprocessable
 from minigate.service.context import ServiceContext
+from minigate.store.failures import database_unavailable
 from minigate.store.models import IdempotencyRecord
+
+log = logging.getLogger("minigate.idempotency")
 
 RETENTION = timedelta(hours=24)
 LOCK = timedelta(seconds=60)
+STARTED = "started"
+#: This process, as the owner of the locks it takes.
+PROCESS = secrets.token_hex(8)
+#: (scope, key) of the attempts running in this process right now.
+_running: set[tuple[str, str]] = set()
+
+Operation = Callable[["Attempt"], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 def request_fingerprint(path: str, body: Any) -> str:
@@ -38,95 +73,209 @@ def scope_for(api_key: str) -> str:
     return hashlib.sha256(b"idem:" + api_key.encode()).hexdigest()[:32]
 
 
+@dataclass
+class Attempt:
+    """One attempt at a keyed request, handed to the operation. Without a key every method
+    is a no-op and the operation simply runs."""
+
+    scope: str
+    key: str | None
+    recovery_point: str = STARTED
+    resource_id: str | None = None
+    sealed: tuple[int, str] | None = None
+    _box: ResponseBox | None = None
+
+    @property
+    def resumed(self) -> bool:
+        """An earlier attempt created the resource: continue from it, create nothing."""
+        return self.resource_id is not None
+
+    async def advance(self, session: AsyncSession, point: str, resource_id: str) -> None:
+        """Move the recovery point inside ``session``'s transaction (the one that creates
+        ``resource_id``). Raises Conflict, rolling that transaction back, if another attempt
+        moved it first."""
+        if self.key is None:
+            return
+        moved = await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.scope == self.scope, IdempotencyRecord.key == self.key,
+                   IdempotencyRecord.recovery_point == self.recovery_point,
+                   IdempotencyRecord.state == "in_flight")
+            .values(recovery_point=point, resource_id=resource_id)
+            .execution_options(synchronize_session=False))
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("another request with this Idempotency-Key got there first; retry",
+                           code="idempotency_key_in_use")
+        self.recovery_point, self.resource_id = point, resource_id
+
+    async def complete(self, session: AsyncSession, status: int, body: dict[str, Any]) -> None:
+        """Store the answer inside ``session``'s transaction (with the resource itself)."""
+        if self.key is None or self._box is None:
+            return
+        sealed = self._box.seal(body)
+        done = await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.scope == self.scope, IdempotencyRecord.key == self.key,
+                   IdempotencyRecord.recovery_point == self.recovery_point,
+                   IdempotencyRecord.state == "in_flight")
+            .values(state="done", recovery_point="finished", response_status=status,
+                    response_body=sealed)
+            .execution_options(synchronize_session=False))
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("another request with this Idempotency-Key got there first; retry",
+                           code="idempotency_key_in_use")
+        self.sealed = (status, sealed)
+
+
+class ResponseBox:
+    """AES-256-GCM for stored answers, keyed by HKDF(the merchant's API key)."""
+
+    def __init__(self, api_key: str) -> None:
+        self._aead = AESGCM(_derive(api_key))
+
+    def seal(self, body: dict[str, Any]) -> str:
+        nonce = os.urandom(12)
+        plain = json.dumps(body, separators=(",", ":")).encode()
+        return "v1:" + base64.b64encode(nonce + self._aead.encrypt(nonce, plain, None)).decode()
+
+    def open(self, sealed: str) -> dict[str, Any]:
+        if not sealed.startswith("v1:"):  # stored before answers were encrypted
+            return dict(json.loads(sealed))
+        raw = base64.b64decode(sealed[3:])
+        try:
+            return dict(json.loads(self._aead.decrypt(raw[:12], raw[12:], None)))
+        except InvalidTag as exc:  # cannot happen for the right key: the scope is its hash
+            raise MinigateError("stored response cannot be read") from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _derive(api_key: str) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt=None,
+                info=b"minigate idempotency responses v1").derive(api_key.encode())
+
+
 async def run_idempotent(
-    ctx: ServiceContext, scope: str, key: str | None, fingerprint: str,
-    operation: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    ctx: ServiceContext, api_key: str, key: str | None, fingerprint: str, operation: Operation,
 ) -> tuple[int, dict[str, Any]]:
-    """Run ``operation`` at most once per (scope, key); returns (HTTP status, body)."""
+    """Run ``operation`` at most once per (API key, Idempotency-Key); (HTTP status, body)."""
+    scope = scope_for(api_key)
     if key is None:
-        return await _as_response(operation)
-    replay = await _begin(ctx, scope, key, fingerprint)
-    if replay is not None:
-        return replay
+        return await _as_response(operation, Attempt(scope, None))
+    box = ResponseBox(api_key)
+    attempt_or_replay = await _begin(ctx, scope, key, fingerprint, box)
+    if isinstance(attempt_or_replay, tuple):
+        return attempt_or_replay
+    attempt = attempt_or_replay
+    attempt._box = box
+    _running.add((scope, key))
     try:
-        status, body = await _as_response(operation)
-    except BaseException:
-        await _forget(ctx, scope, key)
-        raise
-    if status >= 500 or status == 409:
-        await _forget(ctx, scope, key)
-    else:
-        await _finish(ctx, scope, key, status, body)
+        try:
+            status, body = await _as_response(operation, attempt)
+        except BaseException:
+            await _release(ctx, scope, key)
+            raise
+        if status >= 500 or status == 409:
+            await _release(ctx, scope, key)  # run again on retry, from the recovery point
+        elif attempt.sealed is None:
+            await _finish(ctx, scope, key, status, box.seal(body))
+    finally:
+        _running.discard((scope, key))
     return status, body
 
 
-async def _as_response(
-    operation: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
-) -> tuple[int, dict[str, Any]]:
+async def _as_response(operation: Operation, attempt: Attempt) -> tuple[int, dict[str, Any]]:
     from minigate.api.errors import error_body
 
     try:
-        return await operation()
+        return await operation(attempt)
     except MinigateError as exc:
         return exc.status, error_body(exc.type, exc.code, exc.message, exc.param)
 
 
+def _in_use() -> Conflict:
+    return Conflict("a request with this Idempotency-Key is still in progress; retry",
+                    code="idempotency_key_in_use")
+
+
 async def _begin(
-    ctx: ServiceContext, scope: str, key: str, fingerprint: str
-) -> tuple[int, dict[str, Any]] | None:
+    ctx: ServiceContext, scope: str, key: str, fingerprint: str, box: ResponseBox,
+) -> Attempt | tuple[int, dict[str, Any]]:
     now = ctx.clock.now()
     record = IdempotencyRecord(scope=scope, key=key, request_hash=fingerprint,
-                               state="in_flight", locked_until=now + LOCK, created_at=now)
+                               state="in_flight", recovery_point=STARTED, resource_id=None,
+                               owner=PROCESS, locked_until=now + LOCK, created_at=now)
     try:
         async with ctx.sessions() as session, session.begin():
             session.add(record)
-        return None
+        return Attempt(scope, key)
     except IntegrityError:
         pass
     async with ctx.sessions() as session, session.begin():
-        existing = await session.get(IdempotencyRecord, (scope, key))
+        existing = (await session.execute(select(IdempotencyRecord).where(
+            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key))).scalar_one_or_none()
         if existing is None:  # expired and purged between the two statements
-            raise Conflict("request with this Idempotency-Key is in flight; retry",
-                           code="idempotency_key_in_use")
+            raise _in_use()
         if existing.request_hash != fingerprint:
             raise Unprocessable("Idempotency-Key was already used with a different request",
                                 param="Idempotency-Key", code="idempotency_key_reused")
         if existing.state == "done":
-            return existing.response_status or 200, json.loads(existing.response_body or "{}")
-        if existing.locked_until > now:
-            raise Conflict("a request with this Idempotency-Key is still in progress",
-                           code="idempotency_key_in_use")
-        taken = await session.execute(  # the first request's process died: take over
+            return existing.response_status or 200, box.open(existing.response_body or "{}")
+        orphaned = existing.owner == PROCESS and (scope, key) not in _running
+        if existing.locked_until > now and not orphaned:
+            raise _in_use()
+        # The first attempt is over (its process died, or it failed here): take over and
+        # resume from where it got.
+        taken = await session.execute(
             update(IdempotencyRecord)
             .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key,
-                   IdempotencyRecord.locked_until <= now)
-            .values(locked_until=now + LOCK)
-        )
+                   IdempotencyRecord.state == "in_flight",
+                   IdempotencyRecord.owner == existing.owner,
+                   IdempotencyRecord.locked_until == existing.locked_until)
+            .values(locked_until=now + LOCK, owner=PROCESS)
+            .execution_options(synchronize_session=False))
         if taken.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("a request with this Idempotency-Key is still in progress",
-                           code="idempotency_key_in_use")
-    return None
+            raise _in_use()
+        if existing.resource_id is not None:
+            log.info("Idempotency-Key resumed at %s (%s)", existing.recovery_point,
+                     existing.resource_id)
+        return Attempt(scope, key, existing.recovery_point, existing.resource_id)
 
 
-async def _finish(ctx: ServiceContext, scope: str, key: str, status: int,
-                  body: dict[str, Any]) -> None:
+async def _finish(ctx: ServiceContext, scope: str, key: str, status: int, sealed: str) -> None:
     async with ctx.sessions() as session, session.begin():
         await session.execute(
             update(IdempotencyRecord)
             .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
-            .values(state="done", response_status=status, response_body=json.dumps(body))
-        )
+            .values(state="done", recovery_point="finished", response_status=status,
+                    response_body=sealed)
+            .execution_options(synchronize_session=False))
 
 
-async def _forget(ctx: ServiceContext, scope: str, key: str) -> None:
-    async with ctx.sessions() as session, session.begin():
-        await session.execute(delete(IdempotencyRecord).where(
-            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key))
+async def _release(ctx: ServiceContext, scope: str, key: str) -> None:
+    """Let the next attempt take over now. Best effort: if the database is down, this
+    process still recognises the orphaned lock as its own, and other processes wait out
+    :data:`LOCK`."""
+    try:
+        async with ctx.sessions() as session, session.begin():
+            await session.execute(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key,
+                       IdempotencyRecord.state == "in_flight", IdempotencyRecord.owner == PROCESS)
+                .values(locked_until=ctx.clock.now())
+                .execution_options(synchronize_session=False))
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("could not release Idempotency-Key lock: database unavailable")
 
 
 async def purge_expired(ctx: ServiceContext) -> int:
-    cutoff = ctx.clock.now() - RETENTION
+    """Forget keys past retention (and any in-flight record whose lock is long gone)."""
+    now = ctx.clock.now()
+    cutoff = now - RETENTION
     async with ctx.sessions() as session, session.begin():
         result = await session.execute(
-            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.created_at < cutoff,
+                or_(IdempotencyRecord.state == "done", IdempotencyRecord.locked_until < now)))
     return int(result.rowcount)  # type: ignore[attr-defined]

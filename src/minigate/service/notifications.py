@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from minigate.domain.events import EventType
@@ -28,6 +28,7 @@ from minigate.service.context import ServiceContext
 from minigate.service.payments import settle_payment
 from minigate.service.refunds import settle_refund
 from minigate.store import repo
+from minigate.store.failures import database_unavailable
 from minigate.store.models import Event, Notification
 
 log = logging.getLogger("minigate.notifications")
@@ -52,7 +53,11 @@ async def handle_notification(
         verified = await result if inspect.isawaitable(result) else result
     except NotificationRejected as exc:
         log.warning("rejected %s notification: %s", provider, exc.reason)
-        await _query_sooner(ctx, provider, client, incoming, exc.reason)
+        try:
+            await _query_sooner(ctx, provider, client, incoming, exc.reason)
+        except Exception as db_exc:
+            if not database_unavailable(db_exc):
+                raise
         return client.ack(False, exc.reason)
     except ProviderError as exc:  # e.g. certificates could not be fetched: try again later
         log.warning("could not verify %s notification: %s", provider, exc.message)
@@ -64,8 +69,11 @@ async def handle_notification(
         outcome = await _record_and_apply(ctx, provider, verified, body)
     except IntegrityError:
         outcome = "duplicate"  # the same provider event, already recorded
-    except DBAPIError as exc:  # rolled back: a failure ack makes the provider send it again
-        log.warning("could not record %s notification: %s", provider, type(exc.orig).__name__)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise  # a bug: a 500, logged once; the provider sends it again anyway
+        # Rolled back (or never begun): a failure ack makes the provider send it again.
+        log.warning("could not record %s notification: database unavailable", provider)
         return client.ack(False, "temporarily unable to record")
     # The expected outcome is routine and frequent; anything else is worth a line.
     log.log(logging.DEBUG if outcome in ROUTINE else logging.INFO,

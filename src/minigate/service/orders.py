@@ -9,14 +9,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from minigate.domain.events import DELIVERABLE, EventType
 from minigate.domain.ids import new_id, new_secret
 from minigate.domain.money import Money
 from minigate.domain.states import OPEN_STATES, OrderStatus
 from minigate.errors import Conflict, InvalidRequest, NotFound
+from minigate.faults import crash_point
 from minigate.providers.base import Channel, PaymentRef
 from minigate.service.context import ServiceContext, token_hash
+from minigate.service.idempotency import Attempt
 from minigate.service.views import event_view, order_view
 from minigate.store import repo
 from minigate.store.models import Event, Order, Payment
@@ -35,8 +38,12 @@ class NewOrder:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-async def create_order(ctx: ServiceContext, cmd: NewOrder) -> dict[str, Any]:
-    """Record a new order; the provider is called later, at pay time (it needs the openid)."""
+async def create_order(ctx: ServiceContext, cmd: NewOrder,
+                       attempt: Attempt | None = None) -> dict[str, Any]:
+    """Record a new order; the provider is called later, at pay time (it needs the openid).
+
+    ``merchant_reference`` is unique: a second order for it is a 409 naming the first.
+    """
     client = ctx.provider_for(cmd.channel, cmd.provider)
     currencies: frozenset[str] = getattr(client, "currencies", frozenset())
     if currencies and cmd.amount.currency not in currencies:
@@ -57,13 +64,34 @@ async def create_order(ctx: ServiceContext, cmd: NewOrder) -> dict[str, Any]:
         refunded_minor=0, refund_reserved_minor=0, metadata_json=cmd.metadata, flagged=0,
         expires_at=now + timedelta(seconds=ttl), created_at=now, updated_at=now, version=1,
     )
-    async with ctx.sessions() as session, session.begin():
-        session.add(order)
-        event = repo.add_event(session, EventType.ORDER_CREATED, now, order_id=order.id,
-                               data={"amount": cmd.amount.decimal_str()}, webhooks=False)
-    view = order_view(order, None, (), [event])
-    view["client_token"] = token
+    try:
+        async with ctx.sessions() as session, session.begin():
+            session.add(order)
+            event = repo.add_event(session, EventType.ORDER_CREATED, now, order_id=order.id,
+                                   data={"amount": cmd.amount.decimal_str()}, webhooks=False)
+            await session.flush()
+            view = order_view(order, None, (), [event])
+            view["client_token"] = token
+            # The Idempotency-Key's answer is stored with the order, in one transaction:
+            # a retry after any crash finds either both or neither.
+            if attempt is not None:
+                await attempt.complete(session, 201, view)
+    except IntegrityError:
+        existing = await _order_id_by_reference(ctx, cmd.merchant_reference)
+        if existing is None:
+            raise
+        raise Conflict(f"order {existing} already has merchant_reference "
+                       f"{cmd.merchant_reference!r}", param="merchant_reference",
+                       code="duplicate_merchant_reference") from None
+    crash_point("order.committed")
     return view
+
+
+async def _order_id_by_reference(ctx: ServiceContext, reference: str) -> str | None:
+    async with ctx.sessions() as session:
+        found = await session.execute(
+            select(Order.id).where(Order.merchant_reference == reference))
+        return found.scalar_one_or_none()
 
 
 async def get_order(ctx: ServiceContext, order_id: str) -> dict[str, Any]:

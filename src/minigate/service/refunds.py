@@ -25,11 +25,14 @@ from minigate.domain.states import (
     status_after_refunds,
 )
 from minigate.errors import Conflict, NotFound, ProviderError, ProviderTimeout, Unprocessable
+from minigate.faults import crash_point
 from minigate.providers.base import ProviderRefundStatus, RefundRequest, RefundState
 from minigate.service.context import ServiceContext
+from minigate.service.idempotency import Attempt
 from minigate.service.payments import next_check, payment_ref
 from minigate.service.views import order_view, refund_view
 from minigate.store import repo
+from minigate.store.failures import database_unavailable
 from minigate.store.models import Order, Refund
 
 log = logging.getLogger("minigate.refunds")
@@ -39,25 +42,50 @@ R = ProviderRefundStatus
 OPEN_REFUND = (RefundStatus.PENDING.value, RefundStatus.UNKNOWN.value)
 
 
+RESERVED = "refund_reserved"
+
+
 async def create_refund(
-    ctx: ServiceContext, order_id: str, amount: str | None, reason: str = ""
+    ctx: ServiceContext, order_id: str, amount: str | None, reason: str = "",
+    attempt: Attempt | None = None,
 ) -> dict[str, Any]:
     """Reserve the amount, record the refund with its provider number, then ask the provider.
 
-    Once the reservation is committed the refund exists: whatever goes wrong while sending
-    it, the answer is that refund, still pending, and the reconciler sends it later under
-    the same number. (Raising instead would make the Idempotency-Key forget the request, and
-    the merchant's retry would reserve and send a second refund.)
+    With an Idempotency-Key the reservation also advances the key's recovery point, in the
+    same transaction: a retry after a crash (or a database outage) anywhere later finds this
+    refund and resumes it — it never reserves or sends a second one. Once the reservation
+    is committed the refund exists: whatever goes wrong while sending it, the answer is that
+    refund, still pending, and the reconciler sends or settles it under the same number.
     """
-    refund = await _reserve(ctx, order_id, amount, reason)
+    if attempt is not None and attempt.resumed:
+        return await resume_refund(ctx, order_id, attempt)
+    refund = await _reserve(ctx, order_id, amount, reason, attempt)
+    crash_point("refund.reserved")
     try:
         return await submit_refund(ctx, refund.id)
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise  # a 503: the retry resumes from the recovery point
         log.exception("refund %s: sending failed; the reconciler will send it", refund.id)
         return refund_view(refund)
 
 
-async def _reserve(ctx: ServiceContext, order_id: str, amount: str | None, reason: str) -> Refund:
+async def resume_refund(ctx: ServiceContext, order_id: str, attempt: Attempt) -> dict[str, Any]:
+    """An earlier attempt with this key reserved a refund: answer with it as it stands,
+    sending it first if that attempt died before it could (the send is claimed, so the
+    reconciler and this call never both send)."""
+    async with ctx.sessions() as session:
+        refund = await session.get(Refund, attempt.resource_id)
+    if refund is None or refund.order_id != order_id or attempt.recovery_point != RESERVED:
+        raise Unprocessable("Idempotency-Key was already used with a different request",
+                            param="Idempotency-Key", code="idempotency_key_reused")
+    if refund.submitted_at is None:
+        return await submit_refund(ctx, refund.id)
+    return refund_view(refund)
+
+
+async def _reserve(ctx: ServiceContext, order_id: str, amount: str | None, reason: str,
+                   attempt: Attempt | None) -> Refund:
     now = ctx.clock.now()
     async with ctx.sessions() as session, session.begin():
         order = await repo.get_order(session, order_id, lock=True)
@@ -75,6 +103,9 @@ async def _reserve(ctx: ServiceContext, order_id: str, amount: str | None, reaso
         if refund is None:
             raise Unprocessable("refund exceeds the amount that is still refundable",
                                 param="amount", code="refund_exceeds_paid")
+        if attempt is not None:
+            await session.flush()
+            await attempt.advance(session, RESERVED, refund.id)
     return refund
 
 
@@ -126,11 +157,15 @@ async def submit_refund(ctx: ServiceContext, refund_id: str, *, query: bool = Fa
     request = await _refund_request(ctx, refund)
     client = ctx.provider(refund.provider)
     if refund.submitted_at is None:
-        query = False
+        # Claim the first send: of the API, a resumed retry and the reconciler, exactly one
+        # sends; the others ask the provider how it went (under the same number).
         async with ctx.sessions() as session, session.begin():
-            row = await session.get(Refund, refund_id)
-            assert row is not None
-            row.submitted_at = ctx.clock.now()
+            claimed = await session.execute(
+                update(Refund).where(Refund.id == refund_id, Refund.submitted_at.is_(None))
+                .values(submitted_at=ctx.clock.now())
+                .execution_options(synchronize_session=False))
+        query = claimed.rowcount != 1  # type: ignore[attr-defined]
+        crash_point("refund.claimed")
     try:
         state = await (client.query_refund(request) if query else client.refund(request))
     except ProviderTimeout:
@@ -142,6 +177,7 @@ async def submit_refund(ctx: ServiceContext, refund_id: str, *, query: bool = Fa
         refused = not query and exc.provider_code is not None and not exc.retryable
         state = RefundState(refund.provider_refund_no, R.FAILED if refused else R.UNKNOWN,
                             detail=exc.message)
+    crash_point("refund.answered")
     async with ctx.sessions() as session, session.begin():
         row = await session.get(Refund, refund_id)
         assert row is not None

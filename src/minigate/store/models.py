@@ -81,6 +81,8 @@ class Order(Base):
     __table_args__ = (
         Index("ix_orders_created", "created_at", "id"),
         Index("ix_orders_status_expires", "status", "expires_at"),
+        # One order per merchant reference: a retried create can never leave an orphan.
+        UniqueConstraint("merchant_reference", name="uq_orders_merchant_reference"),
     )
 
 
@@ -178,12 +180,25 @@ class Notification(Base):
 
 
 class IdempotencyRecord(Base):
+    """An Idempotency-Key and how far its request got (``service/idempotency.py``).
+
+    ``recovery_point`` and ``resource_id`` are advanced in the same transaction as the
+    resource they name (the order, the refund reservation), so a retry after any crash
+    finds what the first attempt did. ``response_body`` is encrypted with a key derived
+    from the merchant's API key (it holds the order's ``client_token``).
+    """
+
     __tablename__ = "idempotency_keys"
 
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))
+    recovery_point: Mapped[str] = mapped_column(String(24), default="started",
+                                                server_default="started")
+    resource_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: The process that holds the lock (a random id per process start).
+    owner: Mapped[str] = mapped_column(String(32), default="", server_default="")
     response_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     locked_until: Mapped[datetime] = mapped_column()

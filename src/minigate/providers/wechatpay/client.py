@@ -137,7 +137,12 @@ class WechatpayV3Client:
 
     async def query_refund(self, request: RefundRequest) -> RefundState:
         sent = v3.build_refund_query(self.account, request, self._now(), self._nonce())
-        return v3.parse_refund_query(request, await self._send(sent, "refund query"))
+        state = v3.parse_refund_query(request, await self._send(sent, "refund query"))
+        if state.detail == v3.REFUND_NOT_FOUND:
+            # Never arrived (its sender died between claiming and sending it): send it now.
+            # WeChat Pay keeps out_refund_no unique per merchant, so this cannot double.
+            return await self.refund(request)
+        return state
 
     async def verify_notification(self, notification: IncomingNotification
                                   ) -> VerifiedNotification:
@@ -196,7 +201,10 @@ class WechatpayV2Client:
     async def query_refund(self, request: RefundRequest) -> RefundState:
         response = await self._transport.send(
             v2.build_refundquery(self.account, request, self._nonce()))
-        return v2.parse_refundquery(self.account, request, response)
+        state = v2.parse_refundquery(self.account, request, response)
+        if state.detail == v2.REFUND_NOT_FOUND:  # never arrived: send it (same out_refund_no)
+            return await self.refund(request)
+        return state
 
     def verify_notification(self, notification: IncomingNotification) -> VerifiedNotification:
         return v2.verify_notification(self.account, notification.body)

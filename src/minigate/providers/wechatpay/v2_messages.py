@@ -222,6 +222,10 @@ def parse_refund(account: V2Account, req: RefundRequest, response: HttpResponse)
                        detail=f"{code} {fields.get('err_code_des', '')[:160]}".strip())
 
 
+#: ``RefundState.detail`` (err_code) of a refund WeChat Pay has never seen.
+REFUND_NOT_FOUND = "REFUNDNOTEXIST"
+
+
 def build_refundquery(account: V2Account, req: RefundRequest, nonce: str) -> HttpRequest:
     return _signed(account, "/pay/refundquery", {"out_refund_no": req.provider_refund_no}, nonce)
 

@@ -264,6 +264,10 @@ def parse_refund(req: RefundRequest, response: HttpResponse) -> RefundState:
     return refund_state(json_object(response, "refund"), req.provider_refund_no)
 
 
+#: ``RefundState.detail`` of a refund WeChat Pay has never seen.
+REFUND_NOT_FOUND = "RESOURCE_NOT_EXISTS"
+
+
 def build_refund_query(account: V3Account, req: RefundRequest, timestamp: int,
                        nonce: str) -> HttpRequest:
     path = "/v3/refund/domestic/refunds/" + quote(req.provider_refund_no, safe="")
@@ -273,7 +277,7 @@ def build_refund_query(account: V3Account, req: RefundRequest, timestamp: int,
 def parse_refund_query(req: RefundRequest, response: HttpResponse) -> RefundState:
     if response.status == 404:
         # Never accepted: sending the same out_refund_no again is safe.
-        return RefundState(req.provider_refund_no, R.UNKNOWN, detail="RESOURCE_NOT_EXISTS")
+        return RefundState(req.provider_refund_no, R.UNKNOWN, detail=REFUND_NOT_FOUND)
     raise_for_error(response, "refund query")
     return refund_state(json_object(response, "refund query"), req.provider_refund_no)
 
