@@ -2,7 +2,7 @@
 
 Processes (all on 127.0.0.1, logs in the temporary directory printed at start):
 
-* a private PostgreSQL cluster (:mod:`bench.chaos_pg`) that the soak stops and starts;
+* a private PostgreSQL cluster (:mod:`bench.pgcluster`) that the soak stops and starts;
 * ``minigate sandbox`` (the provider simulators, Latipay here) as a separate process;
 * two ``minigate serve`` API processes (job runner off) and one ``minigate worker``, all
   live mode, on one database, run through :mod:`bench.chaosproc` (which only lets the
@@ -49,7 +49,7 @@ import httpx
 from bench import chaos_check
 from bench.chaos_check import Facts, MgOrder, MgRefund, SimOrder
 from bench.chaos_net import Balancer, Receiver
-from bench.chaos_pg import TempCluster
+from bench.pgcluster import PrivateCluster
 from bench.servers import Database, SandboxProcess, Server, free_port
 
 FAULT_KINDS = ("kill-api", "kill-worker", "pg-stop-immediate", "pg-stop-fast",
@@ -119,6 +119,8 @@ class Stats:
     server_errors: list[dict[str, Any]] = field(default_factory=list)
     replay_mismatches: list[str] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
+    #: how the first attempt of each timed fault's request ended
+    timed_first: Counter[str] = field(default_factory=Counter)
     latency: dict[str, list[float]] = field(default_factory=dict)
 
     def took(self, what: str, seconds: float) -> None:
@@ -149,7 +151,7 @@ class Soak:
         self.api_key = "sk_chaos_" + secrets.token_urlsafe(16)
         self.secret = "whsec_chaos_" + secrets.token_urlsafe(16)
         self.receiver = Receiver(self.secret, random.Random(plan.seed + 1))
-        self.cluster = TempCluster(self.tmp)
+        self.cluster: PrivateCluster | None = None
         self.db: Database | None = None
         self.sandbox = SandboxProcess(self.tmp)
         self.apis: list[Server] = []
@@ -172,9 +174,10 @@ class Soak:
     def setup(self) -> None:
         self.say(f"chaos soak: seed {self.plan.seed}, {self.plan.duration:.0f} s of load, "
                  f"{self.plan.faults} faults; logs in {self.tmp}")
-        self.cluster.init()
+        self.cluster = PrivateCluster()
         self.cluster.start()
-        self.db = Database("postgres", self.tmp, pg_dsn=self.cluster.dsn)
+        self.db = Database("postgres", self.tmp,
+                           pg_dsn=self.cluster.url().replace("+asyncpg", ""))
         asyncio.run(self.db.create())
         env = {
             "MINIGATE_RUN_JOBS": "false",
@@ -201,15 +204,16 @@ class Soak:
                 started.result()
         httpx.post(f"{self.sandbox.base}/sandbox/latipay/control",
                    json={"retry_every_seconds": 2.0}, timeout=5).raise_for_status()
-        self.say(f"up: postgres :{self.cluster.port}, sandbox :{self.sandbox.port}, api "
-                 f":{self.apis[0].port} :{self.apis[1].port}, worker, webhook endpoint "
-                 f":{self.receiver.port}")
+        self.say(f"up: postgres :{self.cluster.port} ({self.cluster.root}), sandbox "
+                 f":{self.sandbox.port}, api :{self.apis[0].port} :{self.apis[1].port}, "
+                 f"worker, webhook endpoint :{self.receiver.port}")
 
     def teardown(self) -> None:
         for server in [*self.apis, *([self.worker] if self.worker else []), self.sandbox]:
             with contextlib.suppress(Exception):
                 server.stop()
-        self.cluster.destroy()
+        if self.cluster is not None:
+            self.cluster.close()
 
     async def restart(self, server: Server, label: str) -> None:
         for attempt in range(5):
@@ -231,6 +235,7 @@ class Soak:
         return f"{label} SIGKILLed, back after {down + time.monotonic() - started:.1f} s"
 
     async def pg_outage(self, mode: str, down: float) -> str:
+        assert self.cluster is not None
         await asyncio.to_thread(self.cluster.stop, mode)
         await asyncio.sleep(down)
         await asyncio.to_thread(self.cluster.start)
@@ -251,6 +256,7 @@ class Soak:
             headers["Idempotency-Key"] = key
         deadline = time.monotonic() + (bound or self.plan.op_bound)
         index = pin if pin is not None else self.pick()
+        first = pin is not None  # a timed fault's request: note how its first attempt ended
         while True:
             wait = 0.3 + self.rng.random() * 0.3
             started = time.monotonic()
@@ -259,8 +265,12 @@ class Soak:
                                             headers=headers)
             except httpx.TransportError:
                 self.stats.transport_errors += 1
+                if first:
+                    self.stats.timed_first[f"{label}: cut off (no answer)"] += 1
             else:
                 code = error_code(r)
+                if first:
+                    self.stats.timed_first[f"{label}: answered {r.status_code}"] += 1
                 if r.status_code >= 500:
                     self.stats.server_errors.append({
                         "t": round(time.monotonic() - self.t0, 1), "status": r.status_code,
@@ -278,6 +288,7 @@ class Soak:
                 else:
                     self.stats.took(label, time.monotonic() - started)
                     return r
+            first = False
             if once or time.monotonic() + wait > deadline:
                 if not once:
                     self.stats.gave_up[label] += 1
@@ -583,6 +594,8 @@ class Soak:
             f"| calls given up after {self.plan.op_bound:.0f} s | "
             f"{sum(s.gave_up.values())} {dict(s.gave_up) or ''} |",
             f"| definitive refusals | {dict(s.definitive_refusals) or 0} |",
+            "| timed faults, first attempt | "
+            + (", ".join(f"{k} ×{n}" for k, n in sorted(s.timed_first.items())) or "–") + " |",
             f"| paid but not `paid` within 60 s (no refund tried) | {s.not_paid_in_time} |",
             f"| webhooks: attempts / acked / failed on purpose / endpoint downs | {r.attempts} / "
             f"{sum(r.received.values())} / {r.failed_on_purpose} / {r.downs} |",
