@@ -54,9 +54,11 @@ from bench.servers import Database, SandboxProcess, Server, free_port
 
 FAULT_KINDS = ("kill-api", "kill-worker", "pg-stop-immediate", "pg-stop-fast",
                "kill-during-refund", "kill-during-create", "pg-stop-during-refund",
-               "webhook-endpoint-down")
+               "crash-point", "webhook-endpoint-down")
 #: faults that leave an operation to be retried after minigate's 60 s in-flight lock
-TIMED = ("kill-during-refund", "kill-during-create", "pg-stop-during-refund")
+TIMED = ("kill-during-refund", "kill-during-create", "pg-stop-during-refund", "crash-point")
+#: minigate's crash points (``MINIGATE_CRASH_AT``, src/minigate/faults.py), taken in turn
+CRASH_POINTS = ("refund.claimed", "order.committed", "refund.answered", "refund.reserved")
 
 
 @dataclass
@@ -459,6 +461,8 @@ class Soak:
             return f"webhook endpoint down for {down:.0f} s"
         i = rng.randrange(len(self.apis))
         n = 1_000_000 + self.stats.faults[kind] * 1000 + rng.randrange(1000)
+        if kind == "crash-point":
+            return await self.crash_at(i, n)
         if kind == "kill-during-create":
             delay = rng.uniform(0.0, self.stats.typical("POST /v1/orders", 0.03))
             self.launch(self.timed_create(n, i))
@@ -474,6 +478,38 @@ class Soak:
         else:
             what = await self.kill(self.apis[i], f"api-{i}", rng.uniform(0.2, 1.5))
         return f"{what}, {1000 * delay:.0f} ms after the request was sent"
+
+    async def crash_at(self, i: int, n: int) -> str:
+        """Restart API process ``i`` armed with one of minigate's crash points, send it the
+        operation that passes there (it SIGKILLs itself at that point; other traffic may get
+        there first, which is a crash at the same point), then restart it unarmed."""
+        server, label = self.apis[i], f"api-{i}"
+        point = CRASH_POINTS[(self.stats.faults["crash-point"] - 1) % len(CRASH_POINTS)]
+        if point.startswith("refund") and not self.refundable:
+            point = "order.committed"
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(server.proc.wait)
+        plain = server.extra_env
+        server.extra_env = plain | {"MINIGATE_CRASH_AT": point}
+        try:
+            await self.restart(server, label)
+            if point == "order.committed":
+                self.launch(self.timed_create(n, i))
+            else:
+                order_id, amount = self.refundable.pop(self.rng.randrange(len(self.refundable)))
+                self.launch(self.refund(n, order_id, self.rng.randint(1, amount), pin=i))
+            try:
+                await asyncio.wait_for(asyncio.to_thread(server.proc.wait), 30)
+                what = f"{label} crashed itself at {point}"
+            except TimeoutError:  # this minigate has no such point: kill it anyway
+                server.proc.send_signal(signal.SIGKILL)
+                await asyncio.to_thread(server.proc.wait)
+                what = f"{label} never reached {point} in 30 s; SIGKILLed"
+        finally:
+            server.extra_env = plain
+        await self.restart(server, label)
+        return what + ", restarted"
 
     async def timed_create(self, n: int, pin: int) -> None:
         order = await self.create_order(n, pin=pin)
