@@ -95,8 +95,8 @@ def schedule(plan: Plan) -> list[tuple[float, str]]:
     while len(kinds) < plan.faults:
         round_ = list(FAULT_KINDS)
         rng.shuffle(round_)
-        if plan.timed_first:
-            round_.sort(key=lambda kind: kind not in TIMED)
+        if plan.timed_first:  # crash-point last of them: by then some order is paid
+            round_.sort(key=lambda kind: (kind not in TIMED, kind == "crash-point"))
         kinds += round_
     kinds = kinds[:plan.faults]
     lo, hi = (plan.duration * f for f in plan.fault_window)
@@ -201,8 +201,9 @@ class Soak:
                              entry="bench.chaosproc", live_sandbox=self.sandbox.base,
                              extra_env=env | {"MINIGATE_RUN_JOBS": "true"})
         with ThreadPoolExecutor(4) as pool:  # each start waits for its process to be ready
-            for started in [pool.submit(p.start) for p in (self.sandbox, *self.apis,
-                                                            self.worker)]:
+            # a generous bound: on a loaded machine four Python processes start slowly
+            for started in [pool.submit(p.start, 120.0) for p in (self.sandbox, *self.apis,
+                                                                   self.worker)]:
                 started.result()
         httpx.post(f"{self.sandbox.base}/sandbox/latipay/control",
                    json={"retry_every_seconds": 2.0}, timeout=5).raise_for_status()
