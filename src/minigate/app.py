@@ -29,7 +29,7 @@ from minigate.logs import install_redaction
 from minigate.providers.base import ProviderClient
 from minigate.providers.registry import build_providers
 from minigate.sandbox.credentials import sandbox_settings
-from minigate.sandbox.wechat_keys import sandbox_wechat_keys
+from minigate.sandbox.keystore import for_keys_dir
 from minigate.sandbox.world import SandboxWorld
 from minigate.service.context import ServiceContext
 from minigate.store.db import make_engine, migrate, session_factory
@@ -46,9 +46,9 @@ class Runtime:
                  run_jobs: bool | None = None) -> None:
         install_redaction()
         self.sandbox_mode = settings.sandbox_mode
-        # One set of simulated WeChat Pay keys, wired into both the simulator and minigate.
-        wechat_keys = sandbox_wechat_keys() if self.sandbox_mode else None
-        self.settings = sandbox_settings(settings, wechat_keys) if self.sandbox_mode else settings
+        # One set of sandbox credentials, wired into both the simulators and minigate.
+        creds = for_keys_dir(settings.sandbox.keys_dir) if self.sandbox_mode else None
+        self.settings = sandbox_settings(settings, creds) if self.sandbox_mode else settings
         self.clock = clock or SystemClock()
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
                                               limits=httpx.Limits(max_connections=100))
@@ -57,7 +57,7 @@ class Runtime:
         self.sandbox: SandboxWorld | None = (
             SandboxWorld(self.http, clock=self.clock, time_scale=self.settings.sandbox.time_scale,
                          public_url=self.settings.public_url,
-                         wechat_keys=wechat_keys)
+                         credentials=creds)
             if self.sandbox_mode else None
         )
         self.engine: AsyncEngine | None = None

@@ -8,11 +8,15 @@ import secrets
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import uvicorn
 
 from minigate.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from minigate.sandbox.keystore import SandboxCredentials
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
@@ -54,12 +58,25 @@ def serve(config: Path | None, host: str, port: int) -> None:
             updates["public_url"] = f"http://{host}:{port}"
         if settings.api_key is None:
             updates["api_key"] = "sk_sandbox_" + secrets.token_urlsafe(18)
-        settings = settings.model_copy(update=updates) if updates else settings
+        settings = _kept_sandbox_keys(settings.model_copy(update=updates) if updates
+                                      else settings)
         _print_sandbox_banner(settings)
     elif settings.api_key is None:
         raise click.ClickException("MINIGATE_API_KEY is required outside sandbox mode")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
                 access_log=settings.access_log)
+
+
+def _kept_sandbox_keys(settings: Settings) -> Settings:
+    """In sandbox mode, ``serve`` and ``worker`` keep the simulated merchants' keys in one
+    directory (default ./minigate-data/sandbox-keys): restarts keep the keys outside
+    clients hold, and every process of one deployment signs and verifies with the same."""
+    if not settings.sandbox_mode or settings.sandbox.keys_dir:
+        return settings
+    from minigate.sandbox.keystore import DEFAULT_KEYS_DIR
+
+    return settings.model_copy(update={
+        "sandbox": settings.sandbox.model_copy(update={"keys_dir": DEFAULT_KEYS_DIR})})
 
 
 def _print_sandbox_banner(settings: Settings) -> None:
@@ -72,6 +89,8 @@ def _print_sandbox_banner(settings: Settings) -> None:
     click.echo(f"  API              : {base}/v1   (OpenAPI: {base}/openapi.json, docs: {base}/docs)")
     click.echo(f"  sandbox wallet   : {base}/sandbox/wallet/login | requestPayment | tradePay")
     click.echo(f"  database         : {settings.database_url}")
+    click.echo(f"  sandbox keys     : {settings.sandbox.keys_dir} "
+               "(print them: minigate sandbox credentials --keys-dir …)")
 
 
 @main.command()
@@ -109,7 +128,7 @@ def worker(config: Path | None) -> None:
     """Run background jobs only: reconciliation, expiry, merchant webhooks."""
     from minigate.app import Runtime
 
-    settings = _settings(config)
+    settings = _kept_sandbox_keys(_settings(config))
     _logging(settings.log_level)
 
     async def run() -> None:
@@ -126,17 +145,60 @@ def worker(config: Path | None) -> None:
     asyncio.run(run())
 
 
-@main.command()
+keys_dir_option = click.option(
+    "--keys-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+    help="Where the simulated merchants' keys and certificates are kept (created on first "
+         "run, reused after). [default: ./minigate-data/sandbox-keys]")
+
+
+def _sandbox_credentials(keys_dir: Path | None) -> SandboxCredentials:
+    from minigate.sandbox import keystore
+
+    try:
+        return keystore.load_or_create(keys_dir or keystore.DEFAULT_KEYS_DIR)
+    except (keystore.KeyStoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group(invoke_without_command=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=12111, show_default=True, type=int)
 @click.option("--time-scale", default=1.0, show_default=True, type=float,
               help="Multiply provider retry intervals (0.01 = 100x faster).")
-def sandbox(host: str, port: int, time_scale: float) -> None:
+@keys_dir_option
+@click.option("--provider", type=click.Choice(["wechatpay"]), default=None,
+              help="Also serve this provider's real paths at the root (e.g. /v3/…, /pay/…).")
+@click.option("--tls", is_flag=True, help="Serve HTTPS (certificates from the keys "
+              "directory) and require the client certificate on v2 refunds, as WeChat does.")
+@click.pass_context
+def sandbox(ctx: click.Context, host: str, port: int, time_scale: float, keys_dir: Path | None,
+            provider: str | None, tls: bool) -> None:
     """Run the provider simulators alone, for other systems' integration tests."""
-    from minigate.sandbox.server import create_sandbox_app, describe
+    if ctx.invoked_subcommand is not None:
+        return
+    from minigate.sandbox.server import create_sandbox_app, describe, serve
 
-    click.echo(describe(f"http://{host}:{port}"))
-    uvicorn.run(create_sandbox_app(time_scale), host=host, port=port, log_level="info")
+    creds = _sandbox_credentials(keys_dir)
+    base = f"{'https' if tls else 'http'}://{host}:{port}"
+    click.echo(describe(base, creds, tls=tls, provider_at_root=provider))
+    serve(create_sandbox_app(time_scale, creds, provider), host, port, creds, tls=tls)
+
+
+@sandbox.command("credentials")
+@keys_dir_option
+@click.option("--base-url", default="http://127.0.0.1:12111", show_default=True,
+              help="Where the sandbox runs (the printed base URLs start with it).")
+@click.option("--format", "fmt", type=click.Choice(["all", "toml", "env"]), default="all",
+              show_default=True)
+def sandbox_credentials(keys_dir: Path | None, base_url: str, fmt: str) -> None:
+    """Print the sandbox credentials: a minigate TOML block and environment variables."""
+    from minigate.sandbox.export import as_toml, env_lines
+
+    creds = _sandbox_credentials(keys_dir)
+    if fmt in ("all", "toml"):
+        click.echo(as_toml(creds, base_url))
+    if fmt in ("all", "env"):
+        click.echo(env_lines(creds, base_url))
 
 
 if __name__ == "__main__":

@@ -132,6 +132,10 @@ class SandboxSettings(BaseModel):
     time_scale: float = 1.0
     #: Let merchant webhooks go to loopback addresses (sandbox only).
     allow_loopback_webhooks: bool = True
+    #: Where the simulated merchants' keys and certificates are kept (created on first
+    #: start). Empty: generated per process, nothing written. ``minigate serve`` uses
+    #: ``./minigate-data/sandbox-keys`` when this is empty.
+    keys_dir: str = ""
 
 
 class Settings(BaseSettings):

@@ -135,6 +135,16 @@ async def test_minialipay_checks_version_and_gives_gatewaydata(sqlite_gateway: H
     created = await _post(h, "/v2/minialipay", _alipay_params())
     gateway = created["gatewaydata"]
     assert gateway["total_fee"] == "25.00" and gateway["sign"]
+    # Every field of Latipay's published example (seed 003), in its order.
+    assert list(gateway) == [
+        "service", "partner", "_input_charset", "sign_type", "sign", "notify_url", "return_url",
+        "subject", "body", "out_trade_no", "currency", "total_fee", "supplier",
+        "secondary_merchant_id", "secondary_merchant_name", "secondary_merchant_industry",
+        "product_code", "app_pay"]
+    assert gateway["secondary_merchant_id"] == cred.LATIPAY_WALLET_ID
+    assert gateway["supplier"] == gateway["secondary_merchant_name"] != ""
+    assert gateway["body"] == gateway["secondary_merchant_industry"].strip() != ""
+    assert gateway["return_url"].startswith("https://")
     order_str = "&".join(f"{k}={v}" for k, v in gateway.items())
     assert (await h.api.post("/sandbox/wallet/tradePay",
                              json={"orderStr": order_str + "x"})).json()["resultCode"] != "9000"

@@ -30,6 +30,11 @@ class Trade:
     paid_at: datetime | None = None
 
 
+#: The sandbox merchant as Alipay knows it (name, merchant category code).
+SECONDARY_MERCHANT_NAME = "minigate Sandbox"
+SECONDARY_MERCHANT_INDUSTRY = "5399"
+
+
 def md5_sign(params: dict[str, str], key: str) -> str:
     text = "&".join(f"{k}={v}" for k, v in sorted(params.items())
                     if k not in ("sign", "sign_type") and v != "")
@@ -47,8 +52,11 @@ class AlipayCore:
     def create_trade(
         self, *, out_trade_no: str, amount_minor: int, currency: str, total_fee: str,
         subject: str, merchant: str, on_paid: Callable[[Trade], Awaitable[None]],
+        merchant_name: str = SECONDARY_MERCHANT_NAME, industry: str = SECONDARY_MERCHANT_INDUSTRY,
     ) -> dict[str, str]:
-        """Create a trade and return its signed gateway data, in Alipay's field order."""
+        """Create a trade and return its signed gateway data, in Alipay's field order (the
+        fields of Latipay's ``/v2/minialipay`` example: ``body`` carries the industry code,
+        ``supplier`` the merchant's name)."""
         trade = Trade("2026" + secrets.token_hex(12), out_trade_no, self.partner, amount_minor,
                       currency, total_fee, on_paid)
         self.trades[trade.trade_no] = trade
@@ -56,10 +64,13 @@ class AlipayCore:
         data = {
             "service": "create_forex_trade_wap", "partner": self.partner,
             "_input_charset": "UTF-8", "sign_type": "MD5", "sign": "",
-            "notify_url": "https://sandbox.invalid/notify/alipay", "subject": subject or "order",
+            "notify_url": "https://sandbox.invalid/notify/alipay",
+            "return_url": "https://sandbox.invalid/notify/sync/alipay",
+            "subject": subject or "order", "body": industry,
             "out_trade_no": out_trade_no, "currency": currency, "total_fee": total_fee,
-            "secondary_merchant_id": merchant, "product_code": "NEW_WAP_OVERSEAS_SELLER",
-            "app_pay": "Y",
+            "supplier": merchant_name, "secondary_merchant_id": merchant,
+            "secondary_merchant_name": merchant_name, "secondary_merchant_industry": industry,
+            "product_code": "NEW_WAP_OVERSEAS_SELLER", "app_pay": "Y",
         }
         data["sign"] = md5_sign(data, self._key)
         return data

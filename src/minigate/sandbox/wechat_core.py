@@ -18,6 +18,15 @@ from minigate.providers.wechatpay import v2sign
 PREPAY_TTL = timedelta(hours=2)
 
 
+def digits(n: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(n))
+
+
+def new_transaction_id(when: datetime) -> str:
+    """28 digits like WeChat's: ``4200`` + 6 + the date + 10 random digits."""
+    return "4200" + digits(6) + when.strftime("%Y%m%d") + digits(10)
+
+
 @dataclass
 class Prepay:
     prepay_id: str
@@ -89,7 +98,7 @@ class WechatCore:
             return {"errMsg": "requestPayment:fail payment declined by the bank"}
         prepay.status = "SUCCESS"
         prepay.paid_at = self.clock.now()
-        prepay.transaction_id = "42" + secrets.token_hex(13)[:26]
+        prepay.transaction_id = new_transaction_id(prepay.paid_at)
         await prepay.on_paid(prepay)
         return {"errMsg": "requestPayment:ok"}
 

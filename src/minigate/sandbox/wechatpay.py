@@ -4,6 +4,11 @@ One merchant (``credentials.WECHATPAY_MCHID``, bound to the sandbox mini program
 order book shared by both API versions, as at WeChat. Prepays live in the shared
 :class:`~minigate.sandbox.wechat_core.WechatCore`, where the wallet pays them.
 
+Addressing: every route is served under ``/sandbox/wechatpay`` (and, with
+``minigate sandbox --provider wechatpay``, also at the root, like api.mch.weixin.qq.com).
+Request signatures are checked over the **canonical** path (``/v3/pay/transactions/jsapi``):
+the mount prefix is stripped first, so a stock SDK changes only its base URL.
+
 It enforces: request signatures (401 SIGN_ERROR) and the 5-minute timestamp window,
 required fields (400 PARAM_ERROR), integer fen amounts, appid↔mchid↔openid consistency,
 unique ``out_trade_no`` (identical parameters → the same prepay_id, otherwise what WeChat
@@ -29,10 +34,10 @@ from pydantic import BaseModel
 
 from minigate.providers.wechatpay import v3sign
 from minigate.sandbox import credentials as cred
-from minigate.sandbox.wechat_core import Prepay
-from minigate.sandbox.wechat_keys import SandboxWechatKeys
+from minigate.sandbox.wechat_core import Prepay, digits
 
 if TYPE_CHECKING:
+    from minigate.sandbox.keystore import SandboxCredentials
     from minigate.sandbox.world import SandboxWorld
 
 #: WeChat's notification timetable (seconds between attempts), 15 sends over ~24 h.
@@ -41,6 +46,22 @@ TIMETABLE = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 1
 #: WeChat's message when an ``out_trade_no`` is reused with different parameters (v2 and v3).
 DUPLICATE_ORDER_NO = "201 商户订单号重复"
 OUT_TRADE_NO_RE = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
+#: Where the simulator is mounted in minigate (and in ``minigate sandbox``).
+MOUNT = "/sandbox/wechatpay"
+#: Where a refund's money goes back to (a paid-from-balance shopper's balance).
+USER_RECEIVED_ACCOUNT = "支付用户零钱"
+
+
+def canonical_path(raw_path: str) -> str:
+    """The path WeChat would see: without the sandbox's mount prefix."""
+    if raw_path.startswith(MOUNT + "/"):
+        return raw_path[len(MOUNT):]
+    return raw_path
+
+
+def new_refund_id() -> str:
+    """29 digits, as WeChat's refund ids are."""
+    return "503000" + digits(23)
 
 
 @dataclass
@@ -53,6 +74,8 @@ class WxRefund:
     status: str
     created_at: datetime
     notify_url: str = ""
+    transaction_id: str = ""
+    success_time: datetime | None = None
 
 
 @dataclass
@@ -81,6 +104,10 @@ V2_REFUND_STATUS: dict[str, str] = {"SUCCESS": "SUCCESS", "ABNORMAL": "CHANGE",
                                     "CLOSED": "REFUNDCLOSE"}
 
 
+TRADE_STATE_DESC = {"SUCCESS": "支付成功", "REFUND": "转入退款", "NOTPAY": "未支付",
+                    "CLOSED": "已关闭", "USERPAYING": "用户支付中", "PAYERROR": "支付失败"}
+
+
 class Control(BaseModel):
     """Sandbox knobs: who signs notifications, probes, duplicates."""
 
@@ -96,12 +123,15 @@ class Control(BaseModel):
 class WechatpaySim:
     """The WeChat Pay merchant platform, as far as minigate uses it."""
 
-    def __init__(self, world: SandboxWorld, keys: SandboxWechatKeys) -> None:
+    def __init__(self, world: SandboxWorld, credentials: SandboxCredentials) -> None:
         self.world = world
-        self.keys = keys
+        self.credentials = credentials
+        self.keys = credentials.wechat
+        self.apiv3_key = credentials.wechatpay_apiv3_key
         self.mchid = cred.WECHATPAY_MCHID
         self.apps = {cred.MINI_APP_ID}  # AppIDs bound to the merchant
         self.orders: dict[str, WxOrder] = {}
+        self.by_transaction_id: dict[str, WxOrder] = {}
         self.refunds: dict[str, WxRefund] = {}
         self.signing: Literal["certificate", "public_key"] = "certificate"
         self.probe_next = 0
@@ -111,16 +141,19 @@ class WechatpaySim:
         self.min_close_age = cred.WECHATPAY_MIN_CLOSE_AGE * world.notifier.time_scale
 
     # -- WeChat's signatures on what it sends ------------------------------------------
-    def _signer(self, serial_hint: str | None = None) -> tuple[str, Any]:
-        mode = self.signing
+    def _signer(self, serial_hint: str | None = None,
+                mode: Literal["certificate", "public_key"] | None = None) -> tuple[str, Any]:
+        mode = mode or self.signing
         if serial_hint == self.keys.public_key_id:
             mode = "public_key"  # answers follow the Wechatpay-Serial the merchant sent
         if mode == "public_key":
             return self.keys.public_key_id, self.keys.public_key
         return self.keys.platform_serial, self.keys.platform_key
 
-    def signed_headers(self, body: bytes, serial_hint: str | None = None) -> dict[str, str]:
-        serial, key = self._signer(serial_hint)
+    def signed_headers(self, body: bytes, serial_hint: str | None = None,
+                       mode: Literal["certificate", "public_key"] | None = None
+                       ) -> dict[str, str]:
+        serial, key = self._signer(serial_hint, mode)
         timestamp = str(int(self.world.clock.now().timestamp()))
         nonce = secrets.token_hex(16)
         signature = v3sign.rsa_sign(key, v3sign.response_message(timestamp, nonce, body))
@@ -152,7 +185,7 @@ class WechatpaySim:
             return self.error(request, 401, "SIGN_ERROR", "timestamp outside 5 minutes")
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         query = request.scope.get("query_string") or b""
-        url = raw_path.decode() + (f"?{query.decode()}" if query else "")
+        url = canonical_path(raw_path.decode()) + (f"?{query.decode()}" if query else "")
         message = v3sign.request_message(request.method, url, auth["timestamp"],
                                          auth["nonce_str"], body)
         if not v3sign.rsa_verify(self.keys.merchant_key.public_key(), message, auth["signature"]):
@@ -189,6 +222,13 @@ class WechatpaySim:
         self.orders[out_trade_no] = order
         return order
 
+    def find_order(self, out_trade_no: str | None = None, transaction_id: str | None = None
+                   ) -> WxOrder | None:
+        """By ``transaction_id`` when given (it wins, as at WeChat), else ``out_trade_no``."""
+        if transaction_id:
+            return self.by_transaction_id.get(transaction_id)
+        return self.orders.get(out_trade_no or "")
+
     def too_early_to_close(self, order: WxOrder) -> bool:
         age = (self.world.clock.now() - order.prepay.created_at).total_seconds()
         return age < self.min_close_age
@@ -198,8 +238,11 @@ class WechatpaySim:
         """Accepted refunds end at once here (as ``refund_outcome`` says: SUCCESS by default,
         or ABNORMAL / CLOSED); WeChat still answers PROCESSING first."""
         outcome = self.refund_outcome
-        refund = WxRefund(out_refund_no, "50300" + secrets.token_hex(12), order.out_trade_no,
-                          amount, order.total, outcome, self.world.clock.now(), notify_url)
+        now = self.world.clock.now()
+        refund = WxRefund(out_refund_no, new_refund_id(), order.out_trade_no,
+                          amount, order.total, outcome, now, notify_url,
+                          order.prepay.transaction_id,
+                          now if outcome == "SUCCESS" else None)
         order.refunds[out_refund_no] = refund
         self.refunds[out_refund_no] = refund
         if outcome != "CLOSED":  # a closed refund gives the money back to the merchant
@@ -208,6 +251,7 @@ class WechatpaySim:
         return refund
 
     async def paid(self, order: WxOrder) -> None:
+        self.by_transaction_id[order.prepay.transaction_id] = order
         if order.version == "v2":
             self.world.wechatpay_v2.notify_paid(order)
         else:
@@ -267,9 +311,12 @@ class WechatpaySim:
         data: dict[str, Any] = {
             "appid": order.appid, "mchid": order.mchid, "out_trade_no": order.out_trade_no,
             "trade_type": "JSAPI", "trade_state": prepay.status,
-            "trade_state_desc": prepay.status, "payer": {"openid": prepay.openid},
+            "trade_state_desc": TRADE_STATE_DESC.get(prepay.status, prepay.status),
+            "payer": {"openid": prepay.openid},
             "amount": {"total": prepay.amount_minor, "currency": prepay.currency},
         }
+        if order.params.get("attach"):
+            data["attach"] = order.params["attach"]
         if prepay.transaction_id:
             data.update(transaction_id=prepay.transaction_id, bank_type="OTHERS",
                         success_time=_rfc3339(prepay.paid_at))
@@ -277,12 +324,19 @@ class WechatpaySim:
         return data
 
     async def query(self, out_trade_no: str, request: Request) -> Response:
+        return await self._query(request, out_trade_no=out_trade_no)
+
+    async def query_by_id(self, transaction_id: str, request: Request) -> Response:
+        return await self._query(request, transaction_id=transaction_id)
+
+    async def _query(self, request: Request, *, out_trade_no: str | None = None,
+                     transaction_id: str | None = None) -> Response:
         body = await self._authenticated(request)
         if isinstance(body, Response):
             return body
         if request.query_params.get("mchid") != self.mchid:
             return self.error(request, 400, "PARAM_ERROR", "mchid is required")
-        order = self.orders.get(out_trade_no)
+        order = self.find_order(out_trade_no, transaction_id)
         if order is None:
             return self.error(request, 404, "ORDER_NOT_EXIST", "订单不存在")
         return self.answer(request, 200, self.transaction(order))
@@ -315,7 +369,11 @@ class WechatpaySim:
         existing = self.refunds.get(str(data["out_refund_no"]))
         if existing is not None:
             return self.answer(request, 200, self.refund_view(existing, "PROCESSING"))
-        order = self.orders.get(str(data.get("out_trade_no") or ""))
+        if not (data.get("out_trade_no") or data.get("transaction_id")):
+            return self.error(request, 400, "PARAM_ERROR",
+                              "transaction_id or out_trade_no is required")
+        order = self.find_order(str(data.get("out_trade_no") or ""),
+                                str(data.get("transaction_id") or ""))
         if order is None:
             return self.error(request, 404, "RESOURCE_NOT_EXISTS", "订单不存在")
         refund, total = amount.get("refund"), amount.get("total")
@@ -341,12 +399,18 @@ class WechatpaySim:
         view: dict[str, Any] = {
             "mchid" if notification else "channel": self.mchid if notification else "ORIGINAL",
             "out_refund_no": refund.out_refund_no, "refund_id": refund.refund_id,
-            "out_trade_no": refund.out_trade_no,
+            "out_trade_no": refund.out_trade_no, "transaction_id": refund.transaction_id,
+            "user_received_account": USER_RECEIVED_ACCOUNT,
             "amount": {"refund": refund.amount, "total": refund.total, "currency": "CNY",
                        "payer_refund": refund.amount, "payer_total": refund.total},
             "create_time": _rfc3339(refund.created_at),
         }
-        view["refund_status" if notification else "status"] = status or refund.status
+        if not notification:
+            view["funds_account"] = "AVAILABLE"
+        shown = status or refund.status
+        view["refund_status" if notification else "status"] = shown
+        if shown == "SUCCESS" and refund.success_time is not None:
+            view["success_time"] = _rfc3339(refund.success_time)
         return view
 
     async def refund_query(self, out_refund_no: str, request: Request) -> Response:
@@ -363,7 +427,7 @@ class WechatpaySim:
         if isinstance(body, Response):
             return body
         nonce = secrets.token_hex(6)
-        ciphertext = v3sign.aes_gcm_encrypt(cred.WECHATPAY_APIV3_KEY, nonce, "certificate",
+        ciphertext = v3sign.aes_gcm_encrypt(self.apiv3_key, nonce, "certificate",
                                             self.keys.platform_cert_pem)
         data = {"data": [{
             "serial_no": self.keys.platform_serial, "effective_time": "2026-01-01T00:00:00+08:00",
@@ -374,12 +438,14 @@ class WechatpaySim:
         }]}
         body_bytes = json.dumps(data).encode()
         # The certificate list is always signed with the platform certificate itself.
-        serial, key = self.keys.platform_serial, self.keys.platform_key
-        timestamp, sig_nonce = str(int(self.world.clock.now().timestamp())), secrets.token_hex(16)
-        signature = v3sign.rsa_sign(key, v3sign.response_message(timestamp, sig_nonce, body_bytes))
-        return Response(body_bytes, 200, media_type="application/json", headers={
-            "Wechatpay-Timestamp": timestamp, "Wechatpay-Nonce": sig_nonce,
-            "Wechatpay-Signature": signature, "Wechatpay-Serial": serial})
+        return Response(body_bytes, 200, media_type="application/json",
+                        headers=self.signed_headers(body_bytes, mode="certificate"))
+
+    async def unknown(self, path: str, request: Request) -> Response:
+        """What WeChat answers for an API it does not have: its own signed error shape."""
+        return self.error(request, 404, "NOT_FOUND",
+                          f"请求的资源不存在: {request.method} /v3/{path[:200]} "
+                          "(not simulated by the minigate sandbox)")
 
     # -- notifications -----------------------------------------------------------------
     def notify(self, url: str, event_type: str, original_type: str, resource: dict[str, Any],
@@ -392,7 +458,7 @@ class WechatpaySim:
             "resource": {
                 "original_type": original_type, "algorithm": "AEAD_AES_256_GCM",
                 "ciphertext": v3sign.aes_gcm_encrypt(
-                    cred.WECHATPAY_APIV3_KEY, nonce, original_type,
+                    self.apiv3_key, nonce, original_type,
                     json.dumps(resource, ensure_ascii=False).encode()),
                 "associated_data": original_type, "nonce": nonce,
             },
@@ -437,9 +503,20 @@ class WechatpaySim:
                 "refund_outcome": self.refund_outcome}
 
     def router(self) -> APIRouter:
-        router = APIRouter(prefix="/wechatpay", tags=["sandbox: wechatpay"])
+        """Everything under ``/wechatpay`` (the world mounts it under ``/sandbox``)."""
+        router = APIRouter(prefix="/wechatpay")
+        router.include_router(self.api_router())
+        router.add_api_route("/control", self.control, methods=["POST"],
+                             tags=["sandbox: control"])
+        return router
+
+    def api_router(self) -> APIRouter:
+        """WeChat Pay's own paths (v3 and v2), mountable anywhere."""
+        router = APIRouter(tags=["sandbox: wechatpay"])
         router.add_api_route("/v3/pay/transactions/jsapi", self.jsapi, methods=["POST"])
         router.add_api_route("/v3/pay/transactions/out-trade-no/{out_trade_no}", self.query,
+                             methods=["GET"])
+        router.add_api_route("/v3/pay/transactions/id/{transaction_id}", self.query_by_id,
                              methods=["GET"])
         router.add_api_route("/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
                              self.close, methods=["POST"])
@@ -447,9 +524,10 @@ class WechatpaySim:
         router.add_api_route("/v3/refund/domestic/refunds/{out_refund_no}", self.refund_query,
                              methods=["GET"])
         router.add_api_route("/v3/certificates", self.certificates, methods=["GET"])
-        router.add_api_route("/control", self.control, methods=["POST"],
-                             tags=["sandbox: control"])
         router.include_router(self.world.wechatpay_v2.router())
+        router.add_api_route("/v3/{path:path}", self.unknown,
+                             methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                             include_in_schema=False)
         return router
 
 

@@ -2,18 +2,26 @@
 
 Shares the order book of :class:`~minigate.sandbox.wechatpay.WechatpaySim`. It answers like
 WeChat: ``return_code`` FAIL for a broken request (bad XML, bad ``sign``), ``result_code``
-FAIL with an ``err_code`` for a refused one, every SUCCESS answer signed. The client
-certificate WeChat requires on ``/secapi/pay/refund`` cannot be checked in-process: the
-simulator accepts the call without one (documented in docs/providers/wechatpay.md).
+FAIL with an ``err_code`` for a refused one, every SUCCESS answer signed.
+
+The client certificate WeChat requires on ``/secapi/pay/refund`` is checked when the
+sandbox is served over TLS (``minigate sandbox --tls``): the TLS layer asks every client for
+a certificate, and the refund is refused unless it was the merchant's ``apiclient_cert``.
+Over plain HTTP (and in-process) there is no certificate to check: refunds are accepted
+without one, and the first such refund logs a warning saying so (see docs/sandbox.md).
 """
 
 from __future__ import annotations
 
+import hmac
+import logging
 import re
 import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -21,18 +29,31 @@ from minigate.providers.wechatpay import v2sign
 from minigate.providers.wechatpay.v2_messages import CHINA, china_time
 from minigate.providers.wechatpay.xml import XmlRejected, parse_xml, to_xml
 from minigate.sandbox import credentials as cred
+from minigate.sandbox import keystore
 from minigate.sandbox.wechatpay import (
     DUPLICATE_ORDER_NO,
     OUT_TRADE_NO_RE,
     TIMETABLE,
+    USER_RECEIVED_ACCOUNT,
     V2_REFUND_STATUS,
     WxOrder,
+    WxRefund,
 )
 
 if TYPE_CHECKING:
     from minigate.sandbox.wechatpay import WechatpaySim
 
 FEN_RE = re.compile(r"[1-9][0-9]{0,11}")
+#: Where the TLS layer leaves the client certificate (DER) in the request's scope state.
+CLIENT_CERT_STATE = "tls_client_cert"
+log = logging.getLogger("minigate.sandbox.wechatpay")
+TRADE_STATE_DESC = {"SUCCESS": "支付成功", "REFUND": "转入退款", "NOTPAY": "订单未支付",
+                    "CLOSED": "已关闭", "USERPAYING": "用户支付中", "PAYERROR": "支付失败"}
+
+
+def china_datetime(moment: datetime) -> str:
+    """``yyyy-MM-dd HH:mm:ss`` in WeChat's time zone (refund success times)."""
+    return moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def parse_china_time(text: str) -> datetime | None:
@@ -46,7 +67,8 @@ def parse_china_time(text: str) -> datetime | None:
 class WechatpayV2Api:
     def __init__(self, sim: WechatpaySim) -> None:
         self.sim = sim
-        self.key = cred.WECHATPAY_APIV2_KEY
+        self.key = sim.credentials.wechatpay_apiv2_key
+        self._warned_plain_http = False
 
     # -- answers -------------------------------------------------------------------------
     def _signed(self, fields: dict[str, str], sign_type: str) -> Response:
@@ -128,8 +150,12 @@ class WechatpayV2Api:
     def _order_fields(self, order: WxOrder) -> dict[str, str]:
         prepay = order.prepay
         fields = {"result_code": "SUCCESS", "out_trade_no": order.out_trade_no,
-                  "trade_state": prepay.status, "openid": prepay.openid, "trade_type": "JSAPI",
+                  "trade_state": prepay.status,
+                  "trade_state_desc": TRADE_STATE_DESC.get(prepay.status, prepay.status),
+                  "openid": prepay.openid, "trade_type": "JSAPI",
                   "total_fee": str(prepay.amount_minor), "fee_type": "CNY"}
+        if order.params.get("attach"):
+            fields["attach"] = str(order.params["attach"])
         if prepay.transaction_id:
             fields.update(transaction_id=prepay.transaction_id, bank_type="OTHERS",
                           cash_fee=str(prepay.amount_minor),
@@ -141,7 +167,9 @@ class WechatpayV2Api:
         if isinstance(checked, Response):
             return checked
         f, st = checked
-        order = self.sim.orders.get(f.get("out_trade_no", ""))
+        if not (f.get("transaction_id") or f.get("out_trade_no")):
+            return self._result_fail("PARAM_ERROR", "transaction_id 或 out_trade_no 必填", st)
+        order = self.sim.find_order(f.get("out_trade_no"), f.get("transaction_id"))
         if order is None:
             return self._result_fail("ORDERNOTEXIST", "此交易订单号不存在", st)
         return self._signed(self._order_fields(order), st)
@@ -156,12 +184,35 @@ class WechatpayV2Api:
             return self._result_fail("ORDERNOTEXIST", "此交易订单号不存在", st)
         if order.prepay.status in ("SUCCESS", "REFUND"):
             return self._result_fail("ORDERPAID", "订单已支付", st)
+        if order.prepay.status == "CLOSED":
+            return self._result_fail("ORDERCLOSED", "订单已关闭", st)
         if self.sim.too_early_to_close(order):
             return self._result_fail("SYSTEMERROR", "订单生成后不能马上调用关单接口，最短5分钟", st)
         self.sim.world.wechat.close(order.prepay.prepay_id)
         return self._signed({"result_code": "SUCCESS"}, st)
 
+    def _client_certificate_problem(self, request: Request) -> str | None:
+        """WeChat's mutual-TLS rule for ``/secapi``, where it can be checked (over TLS)."""
+        if request.url.scheme != "https":
+            if not self._warned_plain_http:
+                self._warned_plain_http = True
+                log.warning("v2 refund over plain HTTP: the client certificate WeChat requires "
+                            "cannot be checked; serve the sandbox with --tls to enforce it")
+            return None
+        presented = request.scope.get("state", {}).get(CLIENT_CERT_STATE)
+        if not presented:
+            return "CERT_ERROR: 证书错误 (no client certificate: send the merchant apiclient_cert)"
+        expected = self.sim.credentials.file(keystore.MERCHANT_CERT)
+        if expected is None or not hmac.compare_digest(
+                presented, x509.load_pem_x509_certificate(expected.read_bytes())
+                .public_bytes(serialization.Encoding.DER)):
+            return "CERT_ERROR: 证书错误 (not this merchant's apiclient_cert)"
+        return None
+
     async def refund(self, request: Request) -> Response:
+        cert_problem = self._client_certificate_problem(request)
+        if cert_problem:
+            return self._return_fail(cert_problem)
         checked = await self._verified(request)
         if isinstance(checked, Response):
             return checked
@@ -169,10 +220,12 @@ class WechatpayV2Api:
         if not f.get("out_refund_no") or not FEN_RE.fullmatch(f.get("refund_fee", "")) or \
                 not FEN_RE.fullmatch(f.get("total_fee", "")):
             return self._result_fail("PARAM_ERROR", "out_refund_no, total_fee, refund_fee", st)
+        if not (f.get("transaction_id") or f.get("out_trade_no")):
+            return self._result_fail("PARAM_ERROR", "transaction_id 或 out_trade_no 必填", st)
+        order = self.sim.find_order(f.get("out_trade_no"), f.get("transaction_id"))
         existing = self.sim.refunds.get(f["out_refund_no"])
-        if existing is not None:
-            return self._refund_answer(existing.refund_id, f, st)
-        order = self.sim.orders.get(f.get("out_trade_no", ""))
+        if existing is not None and order is not None:
+            return self._refund_answer(order, existing, st)
         if order is None:
             return self._result_fail("ORDERNOTEXIST", "订单不存在", st)
         refund_fee = int(f["refund_fee"])
@@ -186,28 +239,56 @@ class WechatpayV2Api:
                                      f.get("notify_url", ""))
         if record.notify_url:
             self._notify_refund(order, record.out_refund_no)
-        return self._refund_answer(record.refund_id, f, st)
+        return self._refund_answer(order, record, st)
 
-    def _refund_answer(self, refund_id: str, f: dict[str, str], st: str) -> Response:
-        return self._signed({"result_code": "SUCCESS", "out_trade_no": f.get("out_trade_no", ""),
-                             "out_refund_no": f["out_refund_no"], "refund_id": refund_id,
-                             "refund_fee": f.get("refund_fee", ""),
-                             "total_fee": f.get("total_fee", "")}, st)
+    def _refund_answer(self, order: WxOrder, refund: WxRefund, st: str) -> Response:
+        fields = {"result_code": "SUCCESS", "transaction_id": order.prepay.transaction_id,
+                  "out_trade_no": order.out_trade_no, "out_refund_no": refund.out_refund_no,
+                  "refund_id": refund.refund_id, "refund_fee": str(refund.amount),
+                  "total_fee": str(order.total), "cash_fee": str(order.total),
+                  "cash_refund_fee": str(refund.amount), "fee_type": "CNY"}
+        if order.params.get("attach"):
+            fields["attach"] = str(order.params["attach"])
+        return self._signed(fields, st)
 
     async def refundquery(self, request: Request) -> Response:
+        """By ``refund_id`` > ``out_refund_no`` > ``transaction_id`` > ``out_trade_no`` (the
+        first given wins, as at WeChat); an order's refunds are listed ``_0`` … ``_n``."""
         checked = await self._verified(request)
         if isinstance(checked, Response):
             return checked
         f, st = checked
-        refund = self.sim.refunds.get(f.get("out_refund_no", ""))
-        if refund is None:
+        refunds: list[WxRefund] = []
+        order: WxOrder | None = None
+        if f.get("refund_id") or f.get("out_refund_no"):
+            refund = next((r for r in self.sim.refunds.values()
+                           if r.refund_id == f["refund_id"]), None) if f.get("refund_id") \
+                else self.sim.refunds.get(f["out_refund_no"])
+            if refund is not None:
+                refunds, order = [refund], self.sim.orders.get(refund.out_trade_no)
+        elif f.get("transaction_id") or f.get("out_trade_no"):
+            order = self.sim.find_order(f.get("out_trade_no"), f.get("transaction_id"))
+            refunds = list(order.refunds.values()) if order is not None else []
+        else:
+            return self._result_fail("PARAM_ERROR", "需要 refund_id、out_refund_no、"
+                                      "transaction_id 或 out_trade_no 之一", st)
+        if not refunds or order is None:
             return self._result_fail("REFUNDNOTEXIST", "退款订单查询失败", st)
-        return self._signed({
-            "result_code": "SUCCESS", "out_trade_no": refund.out_trade_no,
-            "total_fee": str(refund.total), "refund_count": "1",
-            "out_refund_no_0": refund.out_refund_no, "refund_id_0": refund.refund_id,
-            "refund_fee_0": str(refund.amount),
-            "refund_status_0": V2_REFUND_STATUS[refund.status]}, st)
+        fields = {"result_code": "SUCCESS", "transaction_id": order.prepay.transaction_id,
+                  "out_trade_no": order.out_trade_no, "total_fee": str(order.total),
+                  "cash_fee": str(order.total), "fee_type": "CNY",
+                  "refund_fee": str(sum(r.amount for r in refunds)),
+                  "refund_count": str(len(refunds))}
+        for n, r in enumerate(refunds):
+            fields.update({
+                f"out_refund_no_{n}": r.out_refund_no, f"refund_id_{n}": r.refund_id,
+                f"refund_fee_{n}": str(r.amount), f"refund_channel_{n}": "ORIGINAL",
+                f"refund_status_{n}": V2_REFUND_STATUS[r.status],
+                f"refund_account_{n}": "REFUND_SOURCE_UNSETTLED_FUNDS",
+                f"refund_recv_accout_{n}": USER_RECEIVED_ACCOUNT})
+            if r.success_time is not None and r.status == "SUCCESS":
+                fields[f"refund_success_time_{n}"] = china_datetime(r.success_time)
+        return self._signed(fields, st)
 
     # -- notifications -----------------------------------------------------------------------
     def notify_paid(self, order: WxOrder) -> None:
@@ -221,11 +302,18 @@ class WechatpayV2Api:
 
     def _notify_refund(self, order: WxOrder, out_refund_no: str) -> None:
         refund = order.refunds[out_refund_no]
-        inner = to_xml({
+        fields = {
             "out_refund_no": refund.out_refund_no, "out_trade_no": refund.out_trade_no,
             "refund_fee": str(refund.amount), "refund_id": refund.refund_id,
             "refund_status": V2_REFUND_STATUS[refund.status], "total_fee": str(refund.total),
-            "transaction_id": order.prepay.transaction_id}, root="root")
+            "settlement_refund_fee": str(refund.amount),
+            "settlement_total_fee": str(refund.total),
+            "transaction_id": order.prepay.transaction_id,
+            "refund_account": "REFUND_SOURCE_UNSETTLED_FUNDS",
+            "refund_recv_accout": USER_RECEIVED_ACCOUNT, "refund_request_source": "API"}
+        if refund.success_time is not None and refund.status == "SUCCESS":
+            fields["success_time"] = china_datetime(refund.success_time)
+        inner = to_xml(fields, root="root")
         body = to_xml({"return_code": "SUCCESS", "appid": order.appid, "mch_id": self.sim.mchid,
                        "nonce_str": secrets.token_hex(8),
                        "req_info": v2sign.encrypt_req_info(inner, self.key)})

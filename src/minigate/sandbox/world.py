@@ -14,12 +14,13 @@ from minigate.clock import Clock, SystemClock
 from minigate.sandbox import credentials as cred
 from minigate.sandbox.alipay_core import AlipayCore
 from minigate.sandbox.cbtis import CbMerchant, CbtisSim
+from minigate.sandbox.keystore import SandboxCredentials, ephemeral_credentials, with_wechat_keys
 from minigate.sandbox.latipay import LatipaySim, Merchant
 from minigate.sandbox.login import LoginSim
 from minigate.sandbox.notifier import Notifier, NotifyOptions
 from minigate.sandbox.qfpay import QfMerchant, QfpaySim
 from minigate.sandbox.wechat_core import WechatCore
-from minigate.sandbox.wechat_keys import SandboxWechatKeys, sandbox_wechat_keys
+from minigate.sandbox.wechat_keys import SandboxWechatKeys
 from minigate.sandbox.wechatpay import WechatpaySim
 from minigate.sandbox.wechatpay_v2 import WechatpayV2Api
 
@@ -51,23 +52,26 @@ class SandboxWorld:
 
     def __init__(self, http: httpx.AsyncClient, *, clock: Clock | None = None,
                  time_scale: float = 1.0, public_url: str = "",
-                 wechat_keys: SandboxWechatKeys | None = None) -> None:
+                 wechat_keys: SandboxWechatKeys | None = None,
+                 credentials: SandboxCredentials | None = None) -> None:
+        # The same credentials must reach minigate's settings (sandbox_settings).
+        creds = self.credentials = credentials or (
+            with_wechat_keys(wechat_keys) if wechat_keys else ephemeral_credentials())
         self.clock = clock or SystemClock()
-        self.login = LoginSim(self.clock, {cred.MINI_APP_ID: cred.MINI_APP_SECRET})
+        self.login = LoginSim(self.clock, {cred.MINI_APP_ID: creds.mini_app_secret})
         self.wechat = WechatCore(self.clock)
         self.alipay = AlipayCore(self.clock)
         self.notifier = Notifier(http, time_scale)
         self.latipay = LatipaySim(self, [Merchant(cred.LATIPAY_USER_ID, cred.LATIPAY_WALLET_ID,
-                                                  cred.LATIPAY_API_KEY, cred.LATIPAY_CURRENCY)])
+                                                  creds.latipay_api_key, cred.LATIPAY_CURRENCY)])
         qfpay_notify = f"{public_url.rstrip('/')}/v1/notify/qfpay" if public_url else ""
-        self.qfpay = QfpaySim(self, [QfMerchant(cred.QFPAY_APP_CODE, cred.QFPAY_CLIENT_KEY,
+        self.qfpay = QfpaySim(self, [QfMerchant(cred.QFPAY_APP_CODE, creds.qfpay_client_key,
                                                 cred.QFPAY_CURRENCY, cred.MINI_APP_ID,
                                                 notify_url=qfpay_notify)])
-        self.cbtis = CbtisSim(self, [CbMerchant(cred.CBTIS_CLIENT_ID, cred.CBTIS_API_KEY,
-                                                cred.CBTIS_WEBHOOK_SECRET, cred.CBTIS_CURRENCY,
+        self.cbtis = CbtisSim(self, [CbMerchant(cred.CBTIS_CLIENT_ID, creds.cbtis_api_key,
+                                                creds.cbtis_webhook_secret, cred.CBTIS_CURRENCY,
                                                 cred.MINI_APP_ID)])
-        # WeChat Pay direct: the same keys must reach minigate's settings (sandbox_settings).
-        self.wechatpay = WechatpaySim(self, wechat_keys or sandbox_wechat_keys())
+        self.wechatpay = WechatpaySim(self, creds)
         self.wechatpay_v2 = WechatpayV2Api(self.wechatpay)
 
     def router(self) -> APIRouter:

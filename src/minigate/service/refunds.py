@@ -71,16 +71,17 @@ async def create_refund(
 
 
 async def resume_refund(ctx: ServiceContext, order_id: str, attempt: Attempt) -> dict[str, Any]:
-    """An earlier attempt with this key reserved a refund: answer with it as it stands,
-    sending it first if that attempt died before it could (the send is claimed, so the
-    reconciler and this call never both send)."""
+    """An earlier attempt with this key reserved a refund: answer with that refund — sent
+    first if that attempt died before it could (the send is claimed, so the reconciler and
+    this call never both send), or, if its outcome is open, as the provider now reports it
+    under the same number."""
     async with ctx.sessions() as session:
         refund = await session.get(Refund, attempt.resource_id)
     if refund is None or refund.order_id != order_id or attempt.recovery_point != RESERVED:
         raise Unprocessable("Idempotency-Key was already used with a different request",
                             param="Idempotency-Key", code="idempotency_key_reused")
-    if refund.submitted_at is None:
-        return await submit_refund(ctx, refund.id)
+    if refund.submitted_at is None or refund.status in OPEN_REFUND:
+        return await submit_refund(ctx, refund.id, query=True)  # sends if never sent
     return refund_view(refund)
 
 

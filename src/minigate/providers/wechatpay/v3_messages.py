@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
@@ -82,13 +82,12 @@ def signed_request(account: V3Account, method: str, path: str, body: bytes, time
                    nonce: str) -> HttpRequest:
     """Sign ``METHOD\\nPATH\\nTS\\nNONCE\\nBODY\\n`` and build the request around it.
 
-    The signed URL is the full path actually requested (a ``base_url`` may carry a path
-    prefix, e.g. behind a proxy or in the sandbox) plus the query string.
+    The signed URL is WeChat's canonical path (``/v3/…`` plus the query string), whatever
+    path prefix ``base_url`` carries (a proxy, the sandbox's ``/sandbox/wechatpay``): that
+    is what WeChat and every stock SDK sign, and what the sandbox verifies.
     """
     url = account.base_url.rstrip("/") + path
-    parts = urlsplit(url)
-    signed_path = parts.path + (f"?{parts.query}" if parts.query else "")
-    message = v3sign.request_message(method, signed_path, str(timestamp), nonce, body)
+    message = v3sign.request_message(method, path, str(timestamp), nonce, body)
     signature = v3sign.rsa_sign(account.private_key, message)
     headers = {
         "Authorization": v3sign.authorization(account.mchid, account.merchant_serial, nonce,

@@ -1,0 +1,13 @@
+// Where the sample finds its servers. In the Alipay IDE, with the request domain check
+// switched off (Details -> Domain information -> ignore the allow-list check), 127.0.0.1
+// works; on a phone, use addresses the phone can reach, and in a release, https domains on
+// the allow-list.
+module.exports = {
+  // minigate (`minigate serve`); the mini program talks to its /v1/client API only.
+  minigateUrl: 'http://127.0.0.1:8000',
+  // The merchant's server (examples/merchant-server), which creates the order.
+  shopUrl: 'http://127.0.0.1:8100',
+  // true: my.tradePay is played by the sandbox wallet of a sandbox minigate.
+  // false: the real Alipay cashier (a minigate in live mode).
+  sandbox: true,
+};
