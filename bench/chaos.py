@@ -190,16 +190,18 @@ class Soak:
             "MINIGATE_RECONCILE_SCHEDULE": "[5, 10, 20, 30]",
             "MINIGATE_JOB_LEASE_SECONDS": "20",
             "MINIGATE_CHAOS_BACKOFF_SCALE": "0.02",
+            "MINIGATE_CHAOS_BACKOFF_CAP": "10",
         }
         ports = [free_port(), free_port()]
         self.balancer = Balancer(ports)  # minigate's public URL; it runs in main()'s loop
         env["MINIGATE_PUBLIC_URL"] = self.balancer.base
+        live = {"live_sandbox": self.sandbox.base,
+                "live_credentials": self.sandbox.credentials()}  # created here, first
         self.apis = [Server("minigate", self.db.url, self.tmp, api_key=self.api_key, port=port,
-                            entry="bench.chaosproc", live_sandbox=self.sandbox.base,
-                            extra_env=env) for port in ports]
+                            entry="bench.chaosproc", extra_env=env, **live) for port in ports]
         self.worker = Server("worker", self.db.url, self.tmp, api_key=self.api_key,
-                             entry="bench.chaosproc", live_sandbox=self.sandbox.base,
-                             extra_env=env | {"MINIGATE_RUN_JOBS": "true"})
+                             entry="bench.chaosproc", extra_env=env | {"MINIGATE_RUN_JOBS": "true"},
+                             **live)
         with ThreadPoolExecutor(4) as pool:  # each start waits for its process to be ready
             # a generous bound: on a loaded machine four Python processes start slowly
             for started in [pool.submit(p.start, 120.0) for p in (self.sandbox, *self.apis,

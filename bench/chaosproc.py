@@ -7,8 +7,9 @@ Live mode refuses a merchant webhook URL that is plain HTTP or on loopback (SSRF
 must equal ``MINIGATE_WEBHOOK_URL``) is let through; any other URL is checked as usual.
 
 ``MINIGATE_CHAOS_BACKOFF_SCALE`` (e.g. ``0.02``) shortens the webhook retry backoff (30 s,
-1 m, 2 m … becomes 0.6 s, 1.2 s, 2.4 s …) so a few minutes of soak see many retries; the
-schedule's shape and jitter stay minigate's.
+1 m, 2 m … becomes 0.6 s, 1.2 s, 2.4 s …) so a few minutes of soak see many retries, and
+``MINIGATE_CHAOS_BACKOFF_CAP`` (seconds) caps it, as minigate caps it at an hour, so the
+soak's settling is not spent waiting; the schedule's shape and jitter stay minigate's.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ def allow_receiver(url: str) -> None:
     app.check_url = check_url_allowing  # type: ignore[assignment]
 
 
-def scale_backoff(scale: float) -> None:
+def scale_backoff(scale: float, cap: float) -> None:
     from minigate.jobs import runner
 
     backoff = runner.delivery_backoff
 
     def scaled(attempts: int, rng: random.Random | None = None) -> timedelta:
-        return backoff(attempts, rng) * scale
+        return min(backoff(attempts, rng) * scale, timedelta(seconds=cap))
 
     runner.delivery_backoff = scaled  # type: ignore[assignment]
 
@@ -62,8 +63,9 @@ def main(argv: list[str]) -> None:
     if url:
         allow_receiver(url)
     scale = float(os.environ.get("MINIGATE_CHAOS_BACKOFF_SCALE", "1"))
-    if scale != 1:
-        scale_backoff(scale)
+    cap = float(os.environ.get("MINIGATE_CHAOS_BACKOFF_CAP", "3600"))
+    if scale != 1 or cap < 3600:
+        scale_backoff(scale, cap)
     sys.argv = ["minigate", *argv]
     runpy.run_module("minigate.cli", run_name="__main__", alter_sys=True)
 

@@ -213,10 +213,13 @@ class Bench:
         return int(2500 * self.args.duration * extra_phases) + 3000
 
     # -- servers ---------------------------------------------------------------------------
-    def start(self, kind: str, db: Database, n: int = 1, live_sandbox: str = "") -> list[Server]:
+    def start(self, kind: str, db: Database, n: int = 1,
+              live_sandbox: SandboxProcess | None = None) -> list[Server]:
         servers = []
         for _ in range(n):
-            server = Server(kind, db.url, self.tmp, live_sandbox=live_sandbox)
+            server = Server(kind, db.url, self.tmp,
+                            live_sandbox=live_sandbox.base if live_sandbox else "",
+                            live_credentials=live_sandbox.credentials() if live_sandbox else None)
             server.start()
             self.monitor.watch(f"{kind}:{server.port}", server.pid)
             servers.append(server)
@@ -377,7 +380,7 @@ class Bench:
             sandbox = SandboxProcess(self.tmp) if self.args.soak_live else None
             if sandbox is not None:
                 sandbox.start()
-            servers = self.start("minigate", db, live_sandbox=sandbox.base if sandbox else "")
+            servers = self.start("minigate", db, live_sandbox=sandbox)
             meta = {"suite": "soak", "db": kind, "server": "minigate"}
             phase = f"soak/{p.name}/{kind}" + ("/live" if sandbox else "")
             try:

@@ -21,8 +21,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from minigate.sandbox.keystore import SandboxCredentials
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_DSN = os.environ.get("MINIGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -188,6 +192,8 @@ class Server:
     #: base URL of a separate ``minigate sandbox``: minigate then runs in live mode, with
     #: Latipay and WeChat login pointed there (so its RSS holds no simulator state)
     live_sandbox: str = ""
+    #: that sandbox's credentials (:meth:`SandboxProcess.credentials`)
+    live_credentials: SandboxCredentials | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -204,7 +210,8 @@ class Server:
             "MINIGATE_MODE": "sandbox", "MINIGATE_DATABASE_URL": self.db_url,
             "MINIGATE_API_KEY": self.api_key, "MINIGATE_PUBLIC_URL": self.base,
             "MINIGATE_SANDBOX__TIME_SCALE": "1.0", "PYTHONPATH": str(ROOT),
-        } | (live_env(self.live_sandbox) if self.live_sandbox else {}) | self.extra_env
+        } | (live_env(self.live_sandbox, self.live_credentials) if self.live_sandbox
+             else {}) | self.extra_env
         if self.kind == "worker":  # no port: ready once it says so (unbuffered output)
             cmd = [sys.executable, "-m", "bench.mgserve", self.entry, "worker"]
             self.proc = spawn(cmd, env | {"PYTHONUNBUFFERED": "1"},
@@ -263,18 +270,21 @@ def terminate(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait()
 
 
-def live_env(sandbox: str) -> dict[str, str]:
-    """minigate in live mode with Latipay and jscode2session at a ``minigate sandbox``."""
+def live_env(sandbox: str, credentials: SandboxCredentials | None = None) -> dict[str, str]:
+    """minigate in live mode with Latipay and jscode2session at a ``minigate sandbox``
+    (whose secrets are ``credentials``; the public constants when None)."""
     from minigate.sandbox import credentials as cred
 
     return {
         "MINIGATE_MODE": "live", "MINIGATE_RUN_JOBS": "true",
         "MINIGATE_WECHAT_LOGIN__APPID": cred.MINI_APP_ID,
-        "MINIGATE_WECHAT_LOGIN__SECRET": cred.MINI_APP_SECRET,
+        "MINIGATE_WECHAT_LOGIN__SECRET": (credentials.mini_app_secret if credentials
+                                          else cred.MINI_APP_SECRET),
         "MINIGATE_WECHAT_LOGIN__BASE_URL": f"{sandbox}/sandbox/wechat-login",
         "MINIGATE_LATIPAY__USER_ID": cred.LATIPAY_USER_ID,
         "MINIGATE_LATIPAY__WALLET_ID": cred.LATIPAY_WALLET_ID,
-        "MINIGATE_LATIPAY__API_KEY": cred.LATIPAY_API_KEY,
+        "MINIGATE_LATIPAY__API_KEY": (credentials.latipay_api_key if credentials
+                                      else cred.LATIPAY_API_KEY),
         "MINIGATE_LATIPAY__CURRENCY": cred.LATIPAY_CURRENCY,
         "MINIGATE_LATIPAY__BASE_URL": f"{sandbox}/sandbox/latipay",
     }
@@ -292,8 +302,20 @@ class SandboxProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def keys_dir(self) -> Path:
+        return self.logdir / f"sandbox-keys-{self.port}"
+
+    def credentials(self) -> SandboxCredentials:
+        """The sandbox's secrets, kept in :attr:`keys_dir` (created by whichever of this
+        process and the sandbox gets there first), for minigate's live settings."""
+        from minigate.sandbox import keystore
+
+        return keystore.load_or_create(self.keys_dir)
+
     def start(self, timeout: float = 30.0) -> None:
-        cmd = [sys.executable, "-m", "minigate.cli", "sandbox", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "minigate.cli", "sandbox", "--port", str(self.port),
+               "--keys-dir", str(self.keys_dir)]
         self.proc = spawn(cmd, os.environ | {"PYTHONPATH": str(ROOT)},
                           self.logdir / f"sandbox-{self.port}.log", f"{self.base}/openapi.json",
                           "minigate sandbox", timeout)
