@@ -8,6 +8,7 @@ and webhooks all go through real HTTP handling without sockets.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,9 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minigate import __version__
-from minigate.api import client, errors, merchant, notify
+from minigate.api import client, docs, errors, merchant, notify, openapi
 from minigate.clock import Clock, SystemClock
 from minigate.config import Settings
+from minigate.http_limits import BodyLimit
 from minigate.jobs.destination import check_url
 from minigate.jobs.runner import JobRunner, webhook_loopback_allowed
 from minigate.login import WechatLogin
@@ -32,6 +34,7 @@ from minigate.sandbox.credentials import sandbox_settings
 from minigate.sandbox.keystore import for_keys_dir
 from minigate.sandbox.world import SandboxWorld
 from minigate.service.context import ServiceContext
+from minigate.service.notifications import MAX_BODY
 from minigate.store.db import make_engine, migrate, session_factory
 from minigate.transport import HttpxTransport
 
@@ -123,9 +126,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await rt.stop()
 
     app = FastAPI(title="minigate", version=__version__, lifespan=lifespan,
-                  description="Payments for WeChat and Alipay mini programs.")
+                  description="Payments for WeChat and Alipay mini programs.",
+                  docs_url=None, redoc_url=None)
     app.state.runtime = rt
     errors.install(app)
+    # -- HTTP contract (issue 12): body limits before anything else, offline docs --
+    http = rt.settings.http
+    app.add_middleware(BodyLimit, max_body=http.max_body_bytes, notify_max_body=MAX_BODY,
+                       body_timeout=http.body_timeout)
+    docs.install(app)
     app.include_router(merchant.router)
     app.include_router(client.router)
     app.include_router(notify.router)
@@ -142,14 +151,25 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
 
 def _document_notify(app: FastAPI) -> None:
-    """Add the plain-Starlette provider callback route to the generated OpenAPI."""
+    """Add the plain-Starlette provider callback route to the generated OpenAPI, and
+    finish it (api/openapi.py): once started, ``CreateOrder`` lists what this
+    deployment's providers accept."""
     generate = app.openapi
+    rt: Runtime = app.state.runtime
 
-    def openapi() -> dict[str, Any]:
+    def document() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = generate()
-            schema.setdefault("paths", {}).update(notify.OPENAPI_PATHS)
-            app.openapi_schema = schema
+            choices = None
+            if rt._ctx is not None:
+                ctx = rt._ctx
+                choices = openapi.create_order_choices(
+                    {name: (frozenset(c.value for c in p.channels), p.currencies)
+                     for name, p in ctx.providers.items()},
+                    ctx.settings.default_providers)
+            schema = openapi.finish(copy.deepcopy(generate()), notify.OPENAPI_PATHS, choices)
+            # Before start the providers are not known: do not keep the less precise one.
+            app.openapi_schema = schema if choices is not None else None
+            return schema
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = document  # type: ignore[method-assign]

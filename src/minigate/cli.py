@@ -63,8 +63,10 @@ def serve(config: Path | None, host: str, port: int) -> None:
         _print_sandbox_banner(settings)
     elif settings.api_key is None:
         raise click.ClickException("MINIGATE_API_KEY is required outside sandbox mode")
+    from minigate.http_limits import uvicorn_options
+
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                access_log=settings.access_log)
+                access_log=settings.access_log, **uvicorn_options(settings.http))
 
 
 def _kept_sandbox_keys(settings: Settings) -> Settings:

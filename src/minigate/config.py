@@ -138,6 +138,28 @@ class SandboxSettings(BaseModel):
     keys_dir: str = ""
 
 
+class HttpSettings(BaseModel):
+    """Limits against hostile or broken HTTP clients (``minigate.http_limits``)."""
+
+    #: Largest request body on the API routes, in bytes (an order with 4 KiB of metadata is
+    #: about 5 KiB); refused with 413 while streaming, before authentication. Provider
+    #: notifications have their own 64 KiB.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Seconds a client has to send its request line and headers (then: connection closed).
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+    #: Largest request line + headers, in bytes (then: connection closed).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    #: Seconds a client has to send its whole body (then: 408 and connection closed).
+    body_timeout: float = Field(default=30.0, gt=0, le=600)
+    #: Seconds an idle kept-alive connection stays open (uvicorn ``timeout_keep_alive``).
+    keep_alive_timeout: int = Field(default=5, ge=1, le=300)
+    #: Open connections + running requests above which uvicorn answers 503 at once
+    #: (uvicorn ``limit_concurrency``).
+    max_concurrency: int = Field(default=1000, ge=1, le=100_000)
+    #: Pending connections the kernel queues before accepting (uvicorn ``backlog``).
+    backlog: int = Field(default=2048, ge=16, le=65535)
+
+
 class Settings(BaseSettings):
     """Everything minigate reads from its configuration."""
 
@@ -190,6 +212,8 @@ class Settings(BaseSettings):
     wechatpay_v2: WechatpaySettings = Field(
         default_factory=lambda: WechatpaySettings(api_version="v2"))
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    #: HTTP limits and timeouts (body size, header/body/keep-alive timeouts, concurrency).
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     toml_file: ClassVar[Path | None] = None
 

@@ -14,14 +14,28 @@ _QUERY_VALUE = re.compile(r"([?&][^=&\s\"']+=)[^&\s\"']*")
 
 
 class RedactQueryValues(logging.Filter):
-    """Rewrites a record's message with every URL query value replaced by ``***``."""
+    """Replaces every URL query value in a record's message and arguments by ``***``.
+
+    The arguments stay arguments (redacted one by one), so formatters that read
+    ``record.args`` positionally, such as uvicorn's access formatter, keep working.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = _QUERY_VALUE.sub(r"\1***", message)
-        if redacted != message:
-            record.msg, record.args = redacted, ()
+        if isinstance(record.msg, str):
+            record.msg = _QUERY_VALUE.sub(r"\1***", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_arg(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _redact_arg(arg) for key, arg in record.args.items()}
         return True
+
+
+def _redact_arg(arg: object) -> object:
+    if isinstance(arg, int | float | bool) or arg is None:
+        return arg  # numbers keep their type (``%d``)
+    text = str(arg)
+    redacted = _QUERY_VALUE.sub(r"\1***", text)
+    return redacted if redacted != text else arg
 
 
 def install_redaction() -> None:

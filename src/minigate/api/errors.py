@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from minigate.domain.money import MoneyError
@@ -26,6 +27,17 @@ def error_body(type_: str, code: str, message: str, param: str | None = None) ->
     return {"error": error}
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in routes)]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(MinigateError)
     async def _minigate(_: Request, exc: MinigateError) -> JSONResponse:
@@ -39,7 +51,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [str(p) for p in first.get("loc", ())
+               if p not in ("body", "query", "path", "header", "cookie")]
         param = ".".join(loc) or None
         kind = first.get("type", "")
         code = "missing_field" if kind == "missing" else "invalid_field"
@@ -47,10 +60,15 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_request_error", code, message, param), 400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # 400 here is FastAPI's "There was an error parsing the body" (e.g. not UTF-8).
+        code = {400: "invalid_body", 404: "not_found",
+                405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(error_body("invalid_request_error", code, str(exc.detail)),
-                            exc.status_code, headers=getattr(exc, "headers", None))
+                            exc.status_code, headers=headers or None)
 
     @app.exception_handler(IllegalTransition)
     async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:

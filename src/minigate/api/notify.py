@@ -12,8 +12,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from minigate.api.openapi import PROVIDER_IDS
 from minigate.service.context import ServiceContext
-from minigate.service.notifications import MAX_BODY, handle_notification
+from minigate.service.notifications import handle_notification
 
 PATH = "/v1/notify/{provider}"
 
@@ -21,18 +22,10 @@ PATH = "/v1/notify/{provider}"
 async def notify(request: Request) -> Response:
     provider: str = request.path_params["provider"]
     ctx: ServiceContext = request.app.state.runtime.ctx
-    ctx.provider(provider)  # 400 for an unknown provider, before reading anything
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        return Response(b"body too large", 413, media_type="text/plain")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return Response(b"body too large", 413, media_type="text/plain")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    ctx.provider(provider)  # 400 for an unknown provider
+    # minigate.http_limits.BodyLimit has read the body already (at most MAX_BODY bytes,
+    # within the body timeout): this is a copy in memory.
+    body = await request.body()
     ack = await handle_notification(ctx, provider, dict(request.headers), body)
     return Response(ack.body, ack.status, media_type=ack.content_type)
 
@@ -40,17 +33,40 @@ async def notify(request: Request) -> Response:
 router = APIRouter()
 router.add_route(PATH, notify, methods=["POST"])
 
+_TEXT = {"schema": {"type": "string"}}
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+#: The route, described by hand (FastAPI does not see plain Starlette routes).
 OPENAPI_PATHS: dict[str, Any] = {PATH: {"post": {
     "tags": ["provider callbacks"],
     "summary": "Notify",
     "description": "A provider's asynchronous notification. The raw body is verified before "
-                   "anything is parsed; the reply is in the provider's own format.",
-    "operationId": "notify_v1_notify__provider__post",
+                   "anything is parsed; the reply is in the provider's own format (Latipay "
+                   "`sent`, QFPay `SUCCESS`, CBTIS `text/plain`, WeChat Pay v2 XML "
+                   "`<xml><return_code>SUCCESS</return_code>…`, WeChat Pay v3 204 / JSON). "
+                   "A refusal is 400 in the same format, so the provider sends it again. "
+                   "No bearer key: the provider's signature authenticates the body.",
+    "operationId": "notify",
+    "security": [],
     "parameters": [{"name": "provider", "in": "path", "required": True,
-                    "schema": {"type": "string"}}],
-    "requestBody": {"required": True, "content": {"*/*": {"schema": {}}}},
-    "responses": {"200": {"description": "accepted, in the provider's ack format"},
-                  "204": {"description": "accepted (WeChat Pay API v3)"},
-                  "400": {"description": "refused: not verified or malformed"},
-                  "413": {"description": "body larger than 64 KiB"}},
+                    "schema": {"type": "string", "enum": PROVIDER_IDS}}],
+    "requestBody": {"required": True, "content": {
+        "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+        "application/json": {"schema": {"type": "object"}},
+        "text/xml": _TEXT}},
+    "responses": {
+        "200": {"description": "Accepted, in the provider's ack format",
+                "content": {"text/plain": _TEXT, "text/xml": _TEXT}},
+        "204": {"description": "Accepted (WeChat Pay API v3)"},
+        "400": {"description": "Refused (not verified or malformed), in the provider's "
+                               "format; or an unknown provider, in the error shape",
+                "content": {"text/plain": _TEXT, "text/xml": _TEXT, "application/json": {
+                    "schema": {"type": "object", "description": "WeChat Pay v3's "
+                               "`{code, message}`, or the error shape (unknown provider)"}}}},
+        "401": {"description": "Refused (CBTIS: webhook signature not verified)",
+                "content": {"text/plain": _TEXT}},
+        "408": {"description": "The body did not arrive in time", "content": _ERROR},
+        "413": {"description": "Body larger than 64 KiB",
+                "content": _ERROR},
+    },
 }}}

@@ -200,13 +200,15 @@ class ProviderClient(Protocol):
 
     name: str
     channels: frozenset[Channel]
+    #: The only currencies the account can charge in (each connector states its source);
+    #: an order in any other is refused at creation (service.orders) and the OpenAPI of the
+    #: deployment lists them (api.openapi).
+    currencies: frozenset[str]
     supports_close: bool
     #: Seconds after creation before the provider accepts a close (WeChat: 300).
     min_close_age: int
     # Optional: ``identity: dict[str, str]`` with "app_id"/"merchant_id"; the service flags
     # a notification or query whose PaymentState names other ids (see service.payments).
-    # Optional: ``currencies: frozenset[str]``, the only currencies the account can charge
-    # in; orders in any other are refused at creation (see service.orders).
 
     def needs_openid(self, channel: Channel) -> bool: ...
 

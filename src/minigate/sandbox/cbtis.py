@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from minigate.domain.money import MoneyError, format_minor, parse_minor
 from minigate.providers.cbtis import assumptions as A
 from minigate.providers.cbtis import signing
+from minigate.sandbox import media
 from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_checker
 
 if TYPE_CHECKING:
@@ -329,10 +330,15 @@ class CbtisSim:
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/cbtis", tags=["sandbox: cbtis"])
         router.add_api_route(A.LOGIN_PATH, self.login, methods=["POST"])
-        router.add_api_route(A.CREATE_PATH, self.create, methods=["POST"])
-        router.add_api_route(A.QUERY_PATH, self.query, methods=["POST"])
-        router.add_api_route(A.CANCEL_PATH, self.cancel, methods=["POST"])
-        router.add_api_route(A.REFUND_PATH, self.refund, methods=["POST"])
-        router.add_api_route(A.REFUND_QUERY_PATH, self.refund_query, methods=["POST"])
+        router.add_api_route(A.CREATE_PATH, self.create, methods=["POST"],
+                             openapi_extra=media.JSON)
+        router.add_api_route(A.QUERY_PATH, self.query, methods=["POST"],
+                             openapi_extra=media.JSON)
+        router.add_api_route(A.CANCEL_PATH, self.cancel, methods=["POST"],
+                             openapi_extra=media.JSON)
+        router.add_api_route(A.REFUND_PATH, self.refund, methods=["POST"],
+                             openapi_extra=media.JSON)
+        router.add_api_route(A.REFUND_QUERY_PATH, self.refund_query, methods=["POST"],
+                             openapi_extra=media.JSON)
         router.add_api_route("/control", self.control, methods=["POST"])
         return router

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from minigate.domain.money import format_minor, parse_minor
 from minigate.providers.latipay import signing
+from minigate.sandbox import media
 from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_checker
 
 if TYPE_CHECKING:
@@ -301,12 +302,14 @@ class LatipaySim:
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/latipay", tags=["sandbox: latipay"])
-        router.add_api_route("/v2/miniapppay", self.miniapppay, methods=["POST"])
-        router.add_api_route("/v2/minialipay", self.minialipay, methods=["POST"])
+        router.add_api_route("/v2/miniapppay", self.miniapppay, methods=["POST"],
+                             openapi_extra=media.JSON)
+        router.add_api_route("/v2/minialipay", self.minialipay, methods=["POST"],
+                             openapi_extra=media.JSON)
         router.add_api_route("/v2/transaction/{merchant_reference}", self.transaction,
                              methods=["GET"])
-        router.add_api_route("/refund", self.refund, methods=["POST"])
-        router.add_api_route("/cancel", self.cancel, methods=["POST"])
+        router.add_api_route("/refund", self.refund, methods=["POST"], openapi_extra=media.JSON)
+        router.add_api_route("/cancel", self.cancel, methods=["POST"], openapi_extra=media.JSON)
         router.add_api_route("/control", self.control, methods=["POST"])
         return router
 

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from minigate.providers.qfpay import signing
+from minigate.sandbox import media
 from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_checker
 
 if TYPE_CHECKING:
@@ -332,10 +333,14 @@ class QfpaySim:
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/qfpay", tags=["sandbox: qfpay"])
-        router.add_api_route("/trade/v1/payment", self.payment, methods=["POST"])
-        router.add_api_route("/trade/v1/query", self.query, methods=["POST"])
-        router.add_api_route("/trade/v1/refund", self.refund, methods=["POST"])
-        router.add_api_route("/trade/v1/close", self.close, methods=["POST"])
+        router.add_api_route("/trade/v1/payment", self.payment, methods=["POST"],
+                             openapi_extra=media.FORM)
+        router.add_api_route("/trade/v1/query", self.query, methods=["POST"],
+                             openapi_extra=media.FORM)
+        router.add_api_route("/trade/v1/refund", self.refund, methods=["POST"],
+                             openapi_extra=media.FORM)
+        router.add_api_route("/trade/v1/close", self.close, methods=["POST"],
+                             openapi_extra=media.FORM)
         router.add_api_route("/control", self.control, methods=["POST"])
         return router
 

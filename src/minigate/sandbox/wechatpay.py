@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from minigate.providers.wechatpay import v3sign
 from minigate.sandbox import credentials as cred
+from minigate.sandbox import media
 from minigate.sandbox.wechat_core import Prepay, digits
 
 if TYPE_CHECKING:
@@ -513,14 +514,16 @@ class WechatpaySim:
     def api_router(self) -> APIRouter:
         """WeChat Pay's own paths (v3 and v2), mountable anywhere."""
         router = APIRouter(tags=["sandbox: wechatpay"])
-        router.add_api_route("/v3/pay/transactions/jsapi", self.jsapi, methods=["POST"])
+        router.add_api_route("/v3/pay/transactions/jsapi", self.jsapi, methods=["POST"],
+                             openapi_extra=media.JSON)
         router.add_api_route("/v3/pay/transactions/out-trade-no/{out_trade_no}", self.query,
                              methods=["GET"])
         router.add_api_route("/v3/pay/transactions/id/{transaction_id}", self.query_by_id,
                              methods=["GET"])
         router.add_api_route("/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
                              self.close, methods=["POST"])
-        router.add_api_route("/v3/refund/domestic/refunds", self.refund, methods=["POST"])
+        router.add_api_route("/v3/refund/domestic/refunds", self.refund, methods=["POST"],
+                             openapi_extra=media.JSON)
         router.add_api_route("/v3/refund/domestic/refunds/{out_refund_no}", self.refund_query,
                              methods=["GET"])
         router.add_api_route("/v3/certificates", self.certificates, methods=["GET"])

@@ -29,7 +29,7 @@ from minigate.providers.wechatpay import v2sign
 from minigate.providers.wechatpay.v2_messages import CHINA, china_time
 from minigate.providers.wechatpay.xml import XmlRejected, parse_xml, to_xml
 from minigate.sandbox import credentials as cred
-from minigate.sandbox import keystore
+from minigate.sandbox import keystore, media
 from minigate.sandbox.wechatpay import (
     DUPLICATE_ORDER_NO,
     OUT_TRADE_NO_RE,
@@ -331,9 +331,11 @@ class WechatpayV2Api:
 
     def router(self) -> APIRouter:
         router = APIRouter()
-        router.add_api_route("/pay/unifiedorder", self.unifiedorder, methods=["POST"])
-        router.add_api_route("/pay/orderquery", self.orderquery, methods=["POST"])
-        router.add_api_route("/pay/closeorder", self.closeorder, methods=["POST"])
-        router.add_api_route("/secapi/pay/refund", self.refund, methods=["POST"])
-        router.add_api_route("/pay/refundquery", self.refundquery, methods=["POST"])
+        xml: dict[str, Any] = {"methods": ["POST"], "response_class": media.XMLResponse,
+                               "openapi_extra": media.XML}
+        router.add_api_route("/pay/unifiedorder", self.unifiedorder, **xml)
+        router.add_api_route("/pay/orderquery", self.orderquery, **xml)
+        router.add_api_route("/pay/closeorder", self.closeorder, **xml)
+        router.add_api_route("/secapi/pay/refund", self.refund, **xml)
+        router.add_api_route("/pay/refundquery", self.refundquery, **xml)
         return router

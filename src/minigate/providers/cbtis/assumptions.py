@@ -23,6 +23,11 @@ from datetime import timedelta
 #: doc's only example is ``"1"`` HKD, which fits either reading.
 AMOUNT_IN_MAJOR_UNITS = True
 
+#: A1b. The currencies an account charges in. CBTIS's create page names only examples
+#: ("TWD/HKD/USD", providers.md §CBTIS) and its sample is HKD: those three are accepted,
+#: any other is refused at order creation rather than found out at pay time.
+CURRENCIES = frozenset({"HKD", "TWD", "USD"})
+
 # -- authentication -----------------------------------------------------------------------
 #: A2. Access tokens come from a login call, as at Airwallex.
 LOGIN_PATH = "/mch-api/v1/authentication/login"

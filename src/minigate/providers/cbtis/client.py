@@ -26,6 +26,7 @@ from minigate.providers.base import (
     Transport,
     VerifiedNotification,
 )
+from minigate.providers.cbtis import assumptions as A
 from minigate.providers.cbtis import messages
 from minigate.providers.cbtis.messages import AccessToken, CbtisAccount
 
@@ -35,6 +36,7 @@ class CbtisClient:
 
     name = "cbtis"
     channels = frozenset({Channel.WECHAT})
+    currencies = A.CURRENCIES
     supports_close = True
     min_close_age = 0
 

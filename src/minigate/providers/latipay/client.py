@@ -30,6 +30,8 @@ class LatipayClient:
     def __init__(self, account: LatipayAccount, transport: Transport) -> None:
         self.account = account
         self._transport = transport
+        # Latipay's create calls carry no currency: the wallet's is charged (providers.md
+        # §Latipay: "the wallet determines the currency"), so it is the only one.
         self.currencies = frozenset({account.currency})
 
     def needs_openid(self, channel: Channel) -> bool:

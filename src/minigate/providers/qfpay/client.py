@@ -24,6 +24,11 @@ class QfpayClient:
 
     name = "qfpay"
     channels = frozenset({Channel.WECHAT})
+    #: QFPay's ``txcurrcd`` list (providers.md §QFPay, payment request table: "HKD, SGD,
+    #: CNY, USD, AUD, CAD, EUR, JPY, MYR, THB, IDR, MMK, AED"); the account's region decides
+    #: which of them it really settles, which QFPay answers at pay time.
+    currencies = frozenset({"HKD", "SGD", "CNY", "USD", "AUD", "CAD", "EUR", "JPY", "MYR",
+                            "THB", "IDR", "MMK", "AED"})
     supports_close = True
     min_close_age = 0
 

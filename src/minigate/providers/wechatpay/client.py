@@ -44,10 +44,16 @@ def new_nonce() -> str:
     return secrets.token_hex(16).upper()
 
 
+#: WeChat Pay direct (domestic JSAPI) charges in CNY only: v3 ``amount.currency`` "CNY",
+#: v2 ``fee_type`` "CNY" (providers.md, WeChat Pay §JSAPI order).
+CURRENCIES = frozenset({"CNY"})
+
+
 class WechatpayV3Client:
     """WeChat Pay API v3 (JSON, SHA256withRSA, AES-256-GCM) for mini programs."""
 
     channels = frozenset({Channel.WECHAT})
+    currencies = CURRENCIES
     supports_close = True
 
     def __init__(self, account: v3.V3Account, transport: Transport, *, ring: v3sign.KeyRing,
@@ -164,6 +170,7 @@ class WechatpayV2Client:
     """WeChat Pay API v2 (XML, MD5 / HMAC-SHA256) for mini programs."""
 
     channels = frozenset({Channel.WECHAT})
+    currencies = CURRENCIES
     supports_close = True
 
     def __init__(self, account: v2.V2Account, transport: Transport, *,
