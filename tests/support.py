@@ -102,7 +102,7 @@ class Harness:
                     select(func.count()).select_from(model))).scalar_one())
         return counts
 
-    async def wait_status(self, order_id: str, status: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def wait_status(self, order_id: str, status: str, timeout: float = 20.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
             while True:
                 order = await self.get_order(order_id)

@@ -18,7 +18,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from minigate import __version__
+from minigate import __version__, dashboard
 from minigate.api import client, docs, errors, merchant, notify, openapi
 from minigate.clock import Clock, SystemClock
 from minigate.config import Settings
@@ -164,6 +164,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(notify.router)
     if rt.sandbox is not None:
         app.include_router(rt.sandbox.router())
+    dashboard.mount(app, rt)
 
     _document_notify(app)
     ops_http.install(app, rt)  # /healthz, /readyz, /metrics, X-Request-Id (issue 11)

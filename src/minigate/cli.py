@@ -1,4 +1,4 @@
-"""The ``minigate`` command: serve | demo | worker | migrate | check | sandbox.
+"""The ``minigate`` command: serve | demo | worker | migrate | check | sandbox | dashboard-user.
 
 A configuration or database mistake ends a command with one line that says what to change
 and exit status 2 (:class:`Refused`), never a traceback.
@@ -189,6 +189,28 @@ def worker(config: Path | None, metrics_port: int | None, metrics_host: str) -> 
         await runtime.stop()
 
     _run(run())
+
+
+@main.command("dashboard-user")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of standard input.")
+def dashboard_user(name: str, password_stdin: bool) -> None:
+    """Hash a dashboard password: prints the line to add under [dashboard.users]."""
+    import json
+
+    from minigate.dashboard.security import MAX_NAME, MAX_PASSWORD, hash_password
+
+    if not 1 <= len(name) <= MAX_NAME or not name.isprintable():
+        raise click.ClickException(f"NAME must be 1 to {MAX_NAME} printable characters")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not 12 <= len(password) <= MAX_PASSWORD:
+        raise click.ClickException("the password must be 12 to 1024 characters")
+    click.echo("# Add under [dashboard.users] in the configuration file:", err=True)
+    click.echo(f"{json.dumps(name)} = {json.dumps(hash_password(password))}")
 
 
 keys_dir_option = click.option(

@@ -164,6 +164,22 @@ class HttpSettings(BaseModel):
     backlog: int = Field(default=2048, ge=16, le=65535)
 
 
+class DashboardSettings(BaseModel):
+    """The browser dashboard at ``/dashboard``."""
+
+    enabled: bool = True
+    #: Sign-in names and their argon2 password hashes (``minigate dashboard-user NAME``).
+    users: dict[str, str] = Field(default_factory=dict)
+    #: Signs session cookies. Empty: a random key per start (sessions end on restart, and
+    #: every process behind one address needs the same key, so set it there).
+    secret_key: SecretStr = SecretStr("")
+    #: How long a sign-in lasts.
+    session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
+    #: The wait after a failed sign-in; it doubles with each further failure of that name
+    #: or address, up to 16 times this.
+    signin_delay_seconds: float = Field(default=1.0, ge=0.0, le=10.0)
+
+
 class Settings(BaseSettings):
     """Everything minigate reads from its configuration."""
 
@@ -224,6 +240,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     #: HTTP limits and timeouts (body size, header/body/keep-alive timeouts, concurrency).
     http: HttpSettings = Field(default_factory=HttpSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     toml_file: ClassVar[Path | None] = None
 

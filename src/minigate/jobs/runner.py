@@ -34,7 +34,7 @@ from minigate.jobs import destination, signing
 from minigate.observability import metrics
 from minigate.service.context import ServiceContext
 from minigate.store.failures import database_unavailable
-from minigate.store.models import Event, Order, Payment, Refund
+from minigate.store.models import Event, Order, Payment, Refund, WebhookAttempt
 
 log = logging.getLogger("minigate.jobs")
 
@@ -208,9 +208,11 @@ class JobRunner:
     async def _deliver(self, seq: int) -> None:
         async with self.ctx.sessions() as session:
             event = (await session.execute(select(Event).where(Event.seq == seq))).scalar_one()
-        ok, error = await self._post(event)
+        ok, error, code = await self._post(event)
         now = self.ctx.clock.now()
         async with self.ctx.sessions() as session, session.begin():
+            session.add(WebhookAttempt(event_seq=seq, attempted_at=now, status_code=code,
+                                       error=error[:255]))
             row = (await session.execute(select(Event).where(Event.seq == seq))).scalar_one()
             if row.delivery_status != "pending":
                 return
@@ -225,7 +227,8 @@ class JobRunner:
             outcome = "failed" if row.delivery_status == "pending" else row.delivery_status
             metrics.count_on_commit(session, metrics.WEBHOOK_DELIVERIES, outcome)
 
-    async def _post(self, event: Event) -> tuple[bool, str]:
+    async def _post(self, event: Event) -> tuple[bool, str, int | None]:
+        """(delivered, error, the HTTP status code when an answer came)."""
         settings = self.ctx.settings
         allow_loopback = webhook_loopback_allowed(settings)
         try:
@@ -234,7 +237,7 @@ class JobRunner:
             addresses = await destination.check_resolved(
                 host, port, allow_loopback=allow_loopback, resolver=self.resolver)
         except destination.UnsafeDestination as exc:
-            return False, exc.message
+            return False, exc.message, None
         body = webhook_body(event)
         secrets = [s.get_secret_value() for s in settings.webhook_secrets]
         headers = {"Content-Type": "application/json", "User-Agent": "minigate-webhooks/1"}
@@ -251,11 +254,11 @@ class JobRunner:
                 error = "ConnectError"
                 continue
             except httpx.HTTPError as exc:
-                return False, f"{type(exc).__name__}"
+                return False, f"{type(exc).__name__}", None
             if 200 <= response.status_code < 300:
-                return True, ""
-            return False, f"HTTP {response.status_code}"
-        return False, error
+                return True, "", response.status_code
+            return False, f"HTTP {response.status_code}", response.status_code
+        return False, error, None
 
 
 class Outage:

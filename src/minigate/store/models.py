@@ -161,6 +161,21 @@ class Event(Base):
     __table_args__ = (Index("ix_events_delivery", "delivery_status", "next_attempt_at"),)
 
 
+class WebhookAttempt(Base):
+    """One POST of an event to the merchant's webhook URL and what came back (the
+    dashboard's delivery history). ``status_code`` is None when no HTTP answer came."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    attempted_at: Mapped[datetime] = mapped_column()
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str] = mapped_column(String(255), default="")
+
+
 class Notification(Base):
     """One record per provider event: the unique key is what makes duplicates harmless."""
 
