@@ -303,7 +303,7 @@ CREDENTIALS: dict[str, tuple[str, ...]] = {
 
 #: ``MINIGATE_*`` variables that are not settings (test, fault-injection and benchmark
 #: switches); the unknown-key check leaves them alone. A new one must be added here.
-NOT_SETTINGS = ("MINIGATE_REQUIRE_POSTGRES", "MINIGATE_TEST_", "MINIGATE_BENCH_",
+NOT_SETTINGS = ("MINIGATE_REQUIRE_", "MINIGATE_TEST_", "MINIGATE_BENCH_", "MINIGATE_CHAOS_",
                 "MINIGATE_CRASH_AT", "MINIGATE_BIN", "MINIGATE_FUZZ_")
 
 
