@@ -71,8 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="attach py-spy to minigate during the core saturation phases")
     rep = sub.add_parser("report", help="rewrite the .md/.png of an existing results JSON")
     rep.add_argument("json", type=Path)
+    chaos = sub.add_parser("chaos", help="fault-injecting soak in live mode; exit 1 on any "
+                                         "violated invariant (bench/chaos.py)")
+    from bench.chaos import add_arguments
+
+    add_arguments(chaos)
     args = parser.parse_args(argv)
-    if args.command == "report":
+    if args.command in ("report", "chaos"):
         return args
     args.suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = set(args.suites) - set(SUITES)
@@ -208,10 +213,13 @@ class Bench:
         return int(2500 * self.args.duration * extra_phases) + 3000
 
     # -- servers ---------------------------------------------------------------------------
-    def start(self, kind: str, db: Database, n: int = 1, live_sandbox: str = "") -> list[Server]:
+    def start(self, kind: str, db: Database, n: int = 1,
+              live_sandbox: SandboxProcess | None = None) -> list[Server]:
         servers = []
         for _ in range(n):
-            server = Server(kind, db.url, self.tmp, live_sandbox=live_sandbox)
+            server = Server(kind, db.url, self.tmp,
+                            live_sandbox=live_sandbox.base if live_sandbox else "",
+                            live_credentials=live_sandbox.credentials() if live_sandbox else None)
             server.start()
             self.monitor.watch(f"{kind}:{server.port}", server.pid)
             servers.append(server)
@@ -372,7 +380,7 @@ class Bench:
             sandbox = SandboxProcess(self.tmp) if self.args.soak_live else None
             if sandbox is not None:
                 sandbox.start()
-            servers = self.start("minigate", db, live_sandbox=sandbox.base if sandbox else "")
+            servers = self.start("minigate", db, live_sandbox=sandbox)
             meta = {"suite": "soak", "db": kind, "server": "minigate"}
             phase = f"soak/{p.name}/{kind}" + ("/live" if sandbox else "")
             try:
@@ -496,6 +504,10 @@ def time_us(fn: Any) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "chaos":
+        from bench import chaos
+
+        return chaos.run(args)
     if args.command == "report":
         import json
 

@@ -21,8 +21,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from minigate.sandbox.keystore import SandboxCredentials
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_DSN = os.environ.get("MINIGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -37,21 +41,22 @@ def free_port() -> int:
 class Database:
     """A fresh database for one server run."""
 
-    def __init__(self, kind: str, workdir: Path) -> None:
+    def __init__(self, kind: str, workdir: Path, pg_dsn: str = PG_DSN) -> None:
         self.kind = kind
         self.name = f"mg_bench_{secrets.token_hex(4)}"
+        self.pg_dsn = pg_dsn  # the server's maintenance database (``…/postgres``)
         if kind == "sqlite":
             self.path = workdir / f"{self.name}.db"
             self.url = f"sqlite+aiosqlite:///{self.path}"
         else:
-            base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            base = pg_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
             self.url = f"{base}/{self.name}"
 
     async def create(self, *, minigate_schema: bool = True) -> None:
         if self.kind == "postgres":
             import asyncpg
 
-            conn = await asyncpg.connect(PG_DSN)
+            conn = await asyncpg.connect(self.pg_dsn)
             try:
                 await conn.execute(f'CREATE DATABASE "{self.name}"')
             finally:
@@ -71,7 +76,7 @@ class Database:
             return
         import asyncpg
 
-        conn = await asyncpg.connect(PG_DSN)
+        conn = await asyncpg.connect(self.pg_dsn)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         finally:
@@ -176,7 +181,7 @@ def _remove_sqlite(path: Path) -> None:
 class Server:
     """One API process (minigate or baseline) on a free loopback port."""
 
-    kind: str  # "minigate" | "baseline"
+    kind: str  # "minigate" | "baseline" | "worker" (``minigate worker``: jobs only, no port)
     db_url: str
     logdir: Path
     api_key: str = field(default_factory=lambda: "sk_bench_" + secrets.token_urlsafe(16))
@@ -187,6 +192,8 @@ class Server:
     #: base URL of a separate ``minigate sandbox``: minigate then runs in live mode, with
     #: Latipay and WeChat login pointed there (so its RSS holds no simulator state)
     live_sandbox: str = ""
+    #: that sandbox's credentials (:meth:`SandboxProcess.credentials`)
+    live_credentials: SandboxCredentials | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -203,7 +210,14 @@ class Server:
             "MINIGATE_MODE": "sandbox", "MINIGATE_DATABASE_URL": self.db_url,
             "MINIGATE_API_KEY": self.api_key, "MINIGATE_PUBLIC_URL": self.base,
             "MINIGATE_SANDBOX__TIME_SCALE": "1.0", "PYTHONPATH": str(ROOT),
-        } | (live_env(self.live_sandbox) if self.live_sandbox else {}) | self.extra_env
+        } | (live_env(self.live_sandbox, self.live_credentials) if self.live_sandbox
+             else {}) | self.extra_env
+        if self.kind == "worker":  # no port: ready once it says so (unbuffered output)
+            cmd = [sys.executable, "-m", "bench.mgserve", self.entry, "worker"]
+            self.proc = spawn(cmd, env | {"PYTHONUNBUFFERED": "1"},
+                              self.logdir / f"worker-{self.port}.log", "", "minigate worker",
+                              timeout, ready_text="minigate worker running")
+            return
         if self.kind == "minigate":
             # bench.mgserve runs ``python -m <entry> serve`` in-process with the run's
             # shared WeChat Pay sandbox keys (bench/wxkeys.py); nothing else changes.
@@ -220,21 +234,30 @@ class Server:
 
 
 def spawn(cmd: list[str], env: dict[str, str], log_path: Path, ready_url: str, label: str,
-          timeout: float) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` (output to ``log_path``) and wait until ``ready_url`` answers 200."""
-    log = open(log_path, "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+          timeout: float, ready_text: str = "") -> subprocess.Popen[bytes]:
+    """Start ``cmd`` (output appended to ``log_path``) and wait until ``ready_url`` answers
+    200, or (``ready_text``) until that text appears in the output after the start."""
+    log = open(log_path, "ab")  # noqa: SIM115 - appended: a restarted process keeps its story
+    offset = log.tell()
+    with log:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{label} exited at start; see {log.name}")
-        try:
-            if httpx.get(ready_url, timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
+        if ready_text:
+            with open(log_path, "rb") as out:
+                out.seek(offset)
+                if ready_text.encode() in out.read():
+                    return proc
+        else:
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
         time.sleep(0.1)
-    raise RuntimeError(f"{label} did not answer {ready_url} in {timeout:.0f}s")
+    raise RuntimeError(f"{label} was not ready ({ready_text or ready_url}) in {timeout:.0f}s")
 
 
 def terminate(proc: subprocess.Popen[bytes] | None) -> None:
@@ -247,18 +270,21 @@ def terminate(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait()
 
 
-def live_env(sandbox: str) -> dict[str, str]:
-    """minigate in live mode with Latipay and jscode2session at a ``minigate sandbox``."""
+def live_env(sandbox: str, credentials: SandboxCredentials | None = None) -> dict[str, str]:
+    """minigate in live mode with Latipay and jscode2session at a ``minigate sandbox``
+    (whose secrets are ``credentials``; the public constants when None)."""
     from minigate.sandbox import credentials as cred
 
     return {
         "MINIGATE_MODE": "live", "MINIGATE_RUN_JOBS": "true",
         "MINIGATE_WECHAT_LOGIN__APPID": cred.MINI_APP_ID,
-        "MINIGATE_WECHAT_LOGIN__SECRET": cred.MINI_APP_SECRET,
+        "MINIGATE_WECHAT_LOGIN__SECRET": (credentials.mini_app_secret if credentials
+                                          else cred.MINI_APP_SECRET),
         "MINIGATE_WECHAT_LOGIN__BASE_URL": f"{sandbox}/sandbox/wechat-login",
         "MINIGATE_LATIPAY__USER_ID": cred.LATIPAY_USER_ID,
         "MINIGATE_LATIPAY__WALLET_ID": cred.LATIPAY_WALLET_ID,
-        "MINIGATE_LATIPAY__API_KEY": cred.LATIPAY_API_KEY,
+        "MINIGATE_LATIPAY__API_KEY": (credentials.latipay_api_key if credentials
+                                      else cred.LATIPAY_API_KEY),
         "MINIGATE_LATIPAY__CURRENCY": cred.LATIPAY_CURRENCY,
         "MINIGATE_LATIPAY__BASE_URL": f"{sandbox}/sandbox/latipay",
     }
@@ -276,8 +302,20 @@ class SandboxProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def keys_dir(self) -> Path:
+        return self.logdir / f"sandbox-keys-{self.port}"
+
+    def credentials(self) -> SandboxCredentials:
+        """The sandbox's secrets, kept in :attr:`keys_dir` (created by whichever of this
+        process and the sandbox gets there first), for minigate's live settings."""
+        from minigate.sandbox import keystore
+
+        return keystore.load_or_create(self.keys_dir)
+
     def start(self, timeout: float = 30.0) -> None:
-        cmd = [sys.executable, "-m", "minigate.cli", "sandbox", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "minigate.cli", "sandbox", "--port", str(self.port),
+               "--keys-dir", str(self.keys_dir)]
         self.proc = spawn(cmd, os.environ | {"PYTHONPATH": str(ROOT)},
                           self.logdir / f"sandbox-{self.port}.log", f"{self.base}/openapi.json",
                           "minigate sandbox", timeout)

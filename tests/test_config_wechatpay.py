@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from minigate.config import load_settings
+from minigate.config import ConfigError, load_settings
 from minigate.providers.registry import build_providers
 from minigate.providers.wechatpay import WechatpayV2Client, WechatpayV3Client
 from minigate.sandbox.wechat_keys import sandbox_wechat_keys
@@ -43,8 +43,8 @@ def test_v2_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_v3_needs_keys_and_a_way_to_verify() -> None:
     keys = sandbox_wechat_keys()
-    partial = load_settings(wechatpay={"mchid": "1", "apiv3_key": "x" * 32})
-    assert not partial.wechatpay.configured
+    with pytest.raises(ConfigError, match=r"wechatpay\.merchant_serial.*private_key"):
+        load_settings(wechatpay={"mchid": "1", "apiv3_key": "x" * 32})
     full = load_settings(wechatpay={
         "mchid": "1", "appid": "wxapp", "apiv3_key": "x" * 32,
         "private_key": keys.merchant_key_pem(), "merchant_serial": "abc",

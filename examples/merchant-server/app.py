@@ -10,8 +10,8 @@ It does the two things a shop's backend does around minigate:
 
 Run it next to a sandbox minigate (see docs/miniprogram.md)::
 
-    MINIGATE_URL=http://127.0.0.1:8000 MINIGATE_API_KEY=sk_test_tour \\
-    MINIGATE_WEBHOOK_SECRET=whsec_tour \\
+    SHOP_MINIGATE_URL=http://127.0.0.1:8000 MINIGATE_API_KEY=sk_test_tour \\
+    SHOP_WEBHOOK_SECRET=whsec_tour \\
     .venv/bin/uvicorn app:app --app-dir examples/merchant-server --port 8100
 """
 
@@ -29,9 +29,9 @@ import httpx
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
-MINIGATE_URL = os.environ.get("MINIGATE_URL", "http://127.0.0.1:8000").rstrip("/")
+SHOP_MINIGATE_URL = os.environ.get("SHOP_MINIGATE_URL", "http://127.0.0.1:8000").rstrip("/")
 API_KEY = os.environ["MINIGATE_API_KEY"]
-WEBHOOK_SECRET = os.environ.get("MINIGATE_WEBHOOK_SECRET", "")
+WEBHOOK_SECRET = os.environ.get("SHOP_WEBHOOK_SECRET", "")
 
 #: Prices live on the server. (minigate's sandbox default provider, Latipay, takes NZD.)
 CATALOG: dict[str, tuple[str, str, str]] = {
@@ -57,7 +57,7 @@ async def checkout(body: Checkout) -> dict[str, str]:
         raise HTTPException(404, "no such product")
     description, amount, currency = item
     reference = "shop-" + secrets.token_hex(8)
-    async with httpx.AsyncClient(base_url=MINIGATE_URL, timeout=10) as minigate:
+    async with httpx.AsyncClient(base_url=SHOP_MINIGATE_URL, timeout=10) as minigate:
         answer = await minigate.post(
             "/v1/orders",
             headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": reference},

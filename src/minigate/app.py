@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minigate import __version__, dashboard
@@ -27,7 +26,9 @@ from minigate.http_limits import BodyLimit
 from minigate.jobs.destination import check_url
 from minigate.jobs.runner import JobRunner, webhook_loopback_allowed
 from minigate.login import WechatLogin
-from minigate.logs import install_redaction
+from minigate.logs import install_redaction, register_secrets
+from minigate.observability import http as ops_http
+from minigate.observability.providers import instrumented
 from minigate.providers.base import ProviderClient
 from minigate.providers.registry import build_providers
 from minigate.sandbox.credentials import sandbox_settings
@@ -48,10 +49,12 @@ class Runtime:
                  http: httpx.AsyncClient | None = None, auto_migrate: bool | None = None,
                  run_jobs: bool | None = None) -> None:
         install_redaction()
+        register_secrets(secret_values(settings))
         self.sandbox_mode = settings.sandbox_mode
         # One set of sandbox credentials, wired into both the simulators and minigate.
         creds = for_keys_dir(settings.sandbox.keys_dir) if self.sandbox_mode else None
         self.settings = sandbox_settings(settings, creds) if self.sandbox_mode else settings
+        register_secrets(secret_values(self.settings))
         self.clock = clock or SystemClock()
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
                                               limits=httpx.Limits(max_connections=100))
@@ -82,8 +85,8 @@ class Runtime:
         if self.auto_migrate:
             await migrate(self.engine)
         transport = self.transport = HttpxTransport(self.http)
-        providers: dict[str, ProviderClient] = build_providers(self.settings, transport,
-                                                               self.clock)
+        providers: dict[str, ProviderClient] = instrumented(
+            build_providers(self.settings, transport, self.clock))
         login_cfg = self.settings.wechat_login
         login = (WechatLogin(transport.for_provider("wechat"), login_cfg.base_url,
                              login_cfg.appid, login_cfg.secret.get_secret_value())
@@ -105,12 +108,33 @@ class Runtime:
         if self.engine is not None:
             await self.engine.dispose()
 
-    async def healthy(self) -> dict[str, Any]:
-        assert self.engine is not None
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return {"status": "ok", "version": __version__,
-                "mode": "sandbox" if self.sandbox_mode else "live"}
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret value in ``settings`` (for log redaction): SecretStr fields, and the
+    database password."""
+    from pydantic import BaseModel, SecretStr
+    from sqlalchemy.engine import make_url
+
+    found: list[str] = []
+
+    def walk(model: BaseModel) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, list):
+                found.extend(v.get_secret_value() for v in value if isinstance(v, SecretStr))
+            elif isinstance(value, BaseModel):
+                walk(value)
+
+    walk(settings)
+    try:
+        password = make_url(settings.database_url).password
+    except Exception:  # noqa: BLE001 - a URL that does not parse has no password to hide
+        password = None
+    if password:
+        found.append(str(password))
+    return found
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -143,11 +167,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     dashboard.mount(app, rt)
 
     _document_notify(app)
-
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, Any]:
-        return await rt.healthy()
-
+    ops_http.install(app, rt)  # /healthz, /readyz, /metrics, X-Request-Id (issue 11)
     return app
 
 

@@ -1,4 +1,8 @@
-"""The ``minigate`` command: serve | demo | worker | migrate | sandbox | dashboard-user."""
+"""The ``minigate`` command: serve | demo | worker | migrate | check | sandbox | dashboard-user.
+
+A configuration or database mistake ends a command with one line that says what to change
+and exit status 2 (:class:`Refused`), never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +11,53 @@ import logging
 import secrets
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import uvicorn
+from pydantic import SecretStr, ValidationError
 
-from minigate.config import Settings, load_settings
+from minigate.config import ConfigError, Settings, load_settings, masked_url, validation_message
+from minigate.logs import configure_logging
 
 if TYPE_CHECKING:
     from minigate.sandbox.keystore import SandboxCredentials
+
+T = TypeVar("T")
+
+#: Exit status of a command refused because of the configuration or the database.
+CONFIG_EXIT = 2
+
+
+class Refused(click.ClickException):
+    """One line on stderr (``Error: …``), exit status 2."""
+
+    exit_code = CONFIG_EXIT
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
     except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise click.ClickException(f"invalid configuration:\n{exc}") from exc
+        raise Refused(str(exc)) from None
+    except ValidationError as exc:
+        raise Refused(f"invalid configuration: {validation_message(exc)}") from None
+    except ConfigError as exc:
+        raise Refused(f"invalid configuration: {exc}") from None
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, with a refusal from the checks turned into one line."""
+    try:
+        return asyncio.run(coroutine)
+    except ConfigError as exc:
+        raise Refused(str(exc)) from None
+
+
+def _logging(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
 
 
 config_option = click.option("--config", "config", type=click.Path(path_type=Path),
@@ -42,30 +70,35 @@ def main() -> None:
     """minigate: payments for WeChat and Alipay mini programs."""
 
 
+PORT = click.IntRange(1, 65535)
+
+
 @main.command()
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=PORT)
 def serve(config: Path | None, host: str, port: int) -> None:
     """Run the API (sandbox mode when no provider has credentials)."""
     from minigate.app import create_app
+    from minigate.preflight import prepare
 
     settings = _settings(config)
-    _logging(settings.log_level)
+    _logging(settings)
+    generated_key = settings.sandbox_mode and settings.api_key is None
     if settings.sandbox_mode:
         updates: dict[str, object] = {}
         if settings.public_url == Settings.model_fields["public_url"].default:
             updates["public_url"] = f"http://{host}:{port}"
-        if settings.api_key is None:
-            updates["api_key"] = "sk_sandbox_" + secrets.token_urlsafe(18)
+        if generated_key:
+            updates["api_key"] = SecretStr("sk_sandbox_" + secrets.token_urlsafe(18))
         settings = _kept_sandbox_keys(settings.model_copy(update=updates) if updates
                                       else settings)
-        _print_sandbox_banner(settings)
-    elif settings.api_key is None:
-        raise click.ClickException("MINIGATE_API_KEY is required outside sandbox mode")
+    _run(prepare(settings))
+    if settings.sandbox_mode:
+        _print_sandbox_banner(settings, show_key=generated_key)
     from minigate.http_limits import uvicorn_options
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
                 access_log=settings.access_log, **uvicorn_options(settings.http))
 
 
@@ -81,18 +114,20 @@ def _kept_sandbox_keys(settings: Settings) -> Settings:
         "sandbox": settings.sandbox.model_copy(update={"keys_dir": DEFAULT_KEYS_DIR})})
 
 
-def _print_sandbox_banner(settings: Settings) -> None:
-    from pydantic import SecretStr
-
-    key = settings.api_key.get_secret_value() if isinstance(settings.api_key, SecretStr) else ""
+def _print_sandbox_banner(settings: Settings, *, show_key: bool) -> None:
+    # A key minigate generated is shown (nobody else knows it); one that was configured is
+    # not: whoever set it has it, and a banner ends up in logs.
+    key = (settings.api_key.get_secret_value() if show_key and settings.api_key is not None
+           else "the one configured (MINIGATE_API_KEY / api_key; not shown)")
     base = settings.public_url
     click.echo("minigate is running in SANDBOX mode: every provider is simulated.")
     click.echo(f"  merchant API key : {key}")
     click.echo(f"  API              : {base}/v1   (OpenAPI: {base}/openapi.json, docs: {base}/docs)")
     click.echo(f"  sandbox wallet   : {base}/sandbox/wallet/login | requestPayment | tradePay")
-    click.echo(f"  database         : {settings.database_url}")
+    click.echo(f"  database         : {masked_url(settings.database_url)}")
     click.echo(f"  sandbox keys     : {settings.sandbox.keys_dir} "
                "(print them: minigate sandbox credentials --keys-dir …)")
+    click.echo(f"  operations       : {base}/metrics, {base}/readyz, {base}/healthz")
 
 
 @main.command()
@@ -107,33 +142,42 @@ def demo() -> None:
 @main.command()
 @config_option
 def migrate(config: Path | None) -> None:
-    """Apply database migrations."""
-    from minigate.store.db import make_engine
-    from minigate.store.db import migrate as apply
+    """Apply database migrations (says which ones it applied)."""
+    from minigate.preflight import migrate_database
 
     settings = _settings(config)
-
-    async def run() -> None:
-        engine = make_engine(settings.database_url)
-        try:
-            await apply(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
-    click.echo(f"migrated {settings.database_url.split('@')[-1]}")
+    applied, state = _run(migrate_database(settings.database_url))
+    where = masked_url(settings.database_url)
+    head = ", ".join(state.current)
+    if applied:
+        click.echo(f"applied {', '.join(applied)} to {where}; now at {head}")
+    else:
+        click.echo(f"{where} is already at {head}: nothing to apply")
 
 
 @main.command()
 @config_option
-def worker(config: Path | None) -> None:
+@click.option("--metrics-port", type=PORT, default=None,
+              help="Serve this worker's counters at /metrics on this port (no token: keep "
+                   "it on a private address).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+def worker(config: Path | None, metrics_port: int | None, metrics_host: str) -> None:
     """Run background jobs only: reconciliation, expiry, merchant webhooks."""
     from minigate.app import Runtime
+    from minigate.observability.metrics import serve_process_metrics
+    from minigate.preflight import prepare
 
     settings = _kept_sandbox_keys(_settings(config))
-    _logging(settings.log_level)
+    _logging(settings)
 
     async def run() -> None:
+        await prepare(settings)
+        if metrics_port is not None:
+            try:
+                serve_process_metrics(metrics_host, metrics_port)
+            except OSError as exc:
+                raise ConfigError(f"cannot serve metrics on {metrics_host}:{metrics_port}: "
+                                  f"{exc.strerror}") from None
         runtime = Runtime(settings, run_jobs=True)
         await runtime.start()
         stop = asyncio.Event()
@@ -144,7 +188,7 @@ def worker(config: Path | None) -> None:
         await stop.wait()
         await runtime.stop()
 
-    asyncio.run(run())
+    _run(run())
 
 
 @main.command("dashboard-user")
@@ -186,7 +230,7 @@ def _sandbox_credentials(keys_dir: Path | None) -> SandboxCredentials:
 
 @main.group(invoke_without_command=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=12111, show_default=True, type=int)
+@click.option("--port", default=12111, show_default=True, type=PORT)
 @click.option("--time-scale", default=1.0, show_default=True, type=float,
               help="Multiply provider retry intervals (0.01 = 100x faster).")
 @keys_dir_option
@@ -205,6 +249,7 @@ def sandbox(ctx: click.Context, host: str, port: int, time_scale: float, keys_di
     creds = _sandbox_credentials(keys_dir)
     base = f"{'https' if tls else 'http'}://{host}:{port}"
     click.echo(describe(base, creds, tls=tls, provider_at_root=provider))
+    configure_logging("INFO")
     serve(create_sandbox_app(time_scale, creds, provider), host, port, creds, tls=tls)
 
 
@@ -223,6 +268,23 @@ def sandbox_credentials(keys_dir: Path | None, base_url: str, fmt: str) -> None:
         click.echo(as_toml(creds, base_url))
     if fmt in ("all", "env"):
         click.echo(env_lines(creds, base_url))
+
+
+@main.command()
+@config_option
+def check(config: Path | None) -> None:
+    """Check the configuration as production would use it; exit 1 if anything would fail."""
+    from minigate.checks import Row, render, run_checks
+
+    try:
+        settings = _settings(config)
+    except Refused as exc:
+        click.echo(render([Row("configuration", "FAIL", exc.message)]))
+        sys.exit(1)
+    rows = _run(run_checks(settings, config))
+    click.echo(render(rows))
+    if any(row.status == "FAIL" for row in rows):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,13 @@ Secrets are :class:`pydantic.SecretStr`: they print as ``**********``.
 
 from __future__ import annotations
 
+import difflib
+import os
+import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,6 +79,7 @@ class CbtisSettings(BaseModel):
     @property
     def configured(self) -> bool:
         return bool(self.client_id and self.api_key.get_secret_value() and self.base_url)
+
 
 class WechatpaySettings(BaseModel):
     """WeChat Pay direct (one merchant account; API v3 by default, or v2).
@@ -200,7 +204,7 @@ class Settings(BaseSettings):
     webhook_url: str = ""
     #: Newest first; several while rotating, each signs a ``v1=`` entry.
     webhook_secrets: list[SecretStr] = Field(default_factory=list)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     #: One log line per HTTP request (uvicorn's access log). Off by default: a reverse proxy
     #: usually keeps that log, and on the notification path it costs about a tenth of the CPU.
     access_log: bool = False
@@ -215,6 +219,12 @@ class Settings(BaseSettings):
     #: What to do when a provider reports a payment for an order already closed:
     #: ``refund`` it automatically, or ``escalate`` (flag it and leave it to a person).
     paid_after_close: Literal["refund", "escalate"] = "refund"
+    # -- operations (issue 11): logs and metrics --
+    #: ``text`` (one readable line per event) or ``json`` (one JSON object per line).
+    log_format: Literal["text", "json"] = "text"
+    #: Bearer token for ``/metrics``. In live mode ``/metrics`` answers 403 until it is set;
+    #: in sandbox mode it is open.
+    metrics_token: SecretStr | None = None
 
     wechat_login: WechatLoginSettings = Field(default_factory=WechatLoginSettings)
     latipay: LatipaySettings = Field(default_factory=LatipaySettings)
@@ -234,10 +244,15 @@ class Settings(BaseSettings):
 
     toml_file: ClassVar[Path | None] = None
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "metrics_token", mode="before")
     @classmethod
     def _empty_key_is_no_key(cls, value: Any) -> Any:
         return None if value in ("", None) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(
@@ -257,20 +272,264 @@ class Settings(BaseSettings):
         return (self.latipay.configured or self.qfpay.configured or self.cbtis.configured
                 or self.wechatpay.configured or self.wechatpay_v2.configured)
 
+    def credentials_given(self) -> list[str]:
+        """Every provider credential that has a value (``latipay.api_key``, …)."""
+        return [f"{block}.{name}" for block, names in CREDENTIALS.items()
+                for name in names if _set(getattr(getattr(self, block), name))]
+
     @property
     def sandbox_mode(self) -> bool:
+        # ``auto`` is sandbox only when no credential at all is given: one missing secret
+        # must never put the simulated wallet on a public URL.
         if self.mode == "auto":
-            return not self.any_provider_configured()
+            return not self.credentials_given()
         return self.mode == "sandbox"
 
 
+_WECHATPAY_CREDENTIALS = ("mchid", "apiv3_key", "private_key", "private_key_path",
+                          "merchant_serial", "public_key_id", "public_key", "public_key_path",
+                          "apiv2_key", "client_cert_path", "client_key_path")
+
+#: Per settings block, the fields that are credentials: any of them set means "this is a
+#: real account" (so ``mode = "auto"`` is live), and then all its required ones must be set.
+CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "wechat_login": ("appid", "secret"),
+    "latipay": ("user_id", "wallet_id", "api_key"),
+    "qfpay": ("app_code", "client_key", "mchid"),
+    "cbtis": ("client_id", "api_key", "webhook_secret"),
+    "wechatpay": _WECHATPAY_CREDENTIALS,
+    "wechatpay_v2": _WECHATPAY_CREDENTIALS,
+}
+
+#: ``MINIGATE_*`` variables that are not settings (test, fault-injection and benchmark
+#: switches); the unknown-key check leaves them alone. A new one must be added here.
+NOT_SETTINGS = ("MINIGATE_REQUIRE_", "MINIGATE_TEST_", "MINIGATE_BENCH_", "MINIGATE_CHAOS_",
+                "MINIGATE_CRASH_AT", "MINIGATE_BIN", "MINIGATE_FUZZ_")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, said in one line that names what to change."""
+
+
+def _set(value: Any) -> bool:
+    return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
+
+
+def _missing(block: str, section: Any) -> list[str]:
+    """The required credentials of a block that has some of them but not all."""
+    if block == "wechat_login":
+        need = ["appid", "secret"]
+    elif block == "latipay":
+        need = ["user_id", "wallet_id", "api_key"]
+    elif block == "qfpay":
+        need = ["app_code", "client_key"]
+    elif block == "cbtis":
+        need = ["client_id", "api_key", "base_url"]
+    elif section.api_version == "v2" or block == "wechatpay_v2":  # that block is always v2
+        need = ["mchid", "apiv2_key"]
+    else:
+        need = ["mchid", "apiv3_key", "merchant_serial"]
+    missing = [name for name in need if not _set(getattr(section, name))]
+    if block.startswith("wechatpay"):
+        if section.api_version == "v3" and block == "wechatpay":
+            if not (_set(section.private_key) or section.private_key_path):
+                missing.append("private_key (or private_key_path)")
+            has_public_key = section.public_key_id and (section.public_key or
+                                                         section.public_key_path)
+            if not (has_public_key or section.platform_certificates):
+                missing.append("public_key_id with public_key (or platform_certificates = true)")
+        if bool(section.client_cert_path) != bool(section.client_key_path):
+            missing.append("client_key_path" if section.client_cert_path else "client_cert_path")
+    return missing
+
+
+def credential_problems(settings: Settings) -> list[str]:
+    """One sentence per settings block that has some credentials but not all."""
+    problems = []
+    for block, names in CREDENTIALS.items():
+        section = getattr(settings, block)
+        if not any(_set(getattr(section, name)) for name in names):
+            continue
+        missing = _missing(block, section)
+        if missing:
+            problems.append(f"[{block}] has some credentials but is missing "
+                            + ", ".join(f"{block}.{m}" for m in missing)
+                            + f" (environment: {_env_name(block, missing[0].split()[0])})")
+    return problems
+
+
+def _env_name(*parts: str) -> str:
+    return "MINIGATE_" + "__".join(p.upper() for p in parts)
+
+
+def _closest(word: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def _model_of(model: type[BaseModel], name: str) -> type[BaseModel] | None:
+    """The nested settings model of field ``name``, if it is one."""
+    annotation = model.model_fields[name].annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
+        else None
+
+
+def unknown_keys_in(values: dict[str, Any], where: str,
+                    model: type[BaseModel] = BaseModel, prefix: str = "") -> list[str]:
+    """Keys of a TOML table (or overrides) that are no setting, each with the closest one."""
+    model = Settings if model is BaseModel else model
+    problems = []
+    fields = sorted(model.model_fields)
+    for key, value in values.items():
+        if key not in model.model_fields:
+            problems.append(f"unknown setting '{prefix}{key}' in {where}"
+                            f"{_closest(key, fields)}")
+            continue
+        nested = _model_of(model, key)
+        if nested is not None and isinstance(value, dict):
+            problems += unknown_keys_in(value, where, nested, f"{prefix}{key}.")
+    return problems
+
+
+def unknown_environment(environ: dict[str, str] | None = None) -> list[str]:
+    """``MINIGATE_*`` variables that name no setting, each with the closest valid name."""
+    problems = []
+    env = os.environ if environ is None else environ
+    valid = [_env_name(name) for name in Settings.model_fields]
+    for name in Settings.model_fields:
+        nested = _model_of(Settings, name)
+        if nested is not None:
+            valid += [_env_name(name, sub) for sub in nested.model_fields]
+    for var in sorted(env):
+        upper = var.upper()
+        if not upper.startswith("MINIGATE_") or upper.startswith(NOT_SETTINGS):
+            continue
+        parts = upper[len("MINIGATE_"):].lower().split("__")
+        top = parts[0]
+        if top in Settings.model_fields:
+            nested = _model_of(Settings, top)
+            if len(parts) == 1:
+                continue
+            if nested is None:  # a dict setting takes any nested key; others none
+                if Settings.model_fields[top].annotation == dict[str, str]:
+                    continue
+            elif len(parts) == 2 and parts[1] in nested.model_fields:
+                continue
+        problems.append(f"unknown setting {var}{_closest(upper, valid)}")
+    return problems
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with the form of ``database_url``, with what to write instead."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    example = "sqlite+aiosqlite:///./minigate.db or postgresql+asyncpg://user:password@host/db"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"database_url {masked_url(url)!r} is not a database URL: write {example}"
+    driver = parsed.drivername
+    if driver in ("postgres", "postgresql") or driver.startswith(("postgresql+", "postgres+")):
+        if driver != "postgresql+asyncpg":
+            fixed = parsed.set(drivername="postgresql+asyncpg")
+            return (f"database_url starts with {driver}:// but minigate talks to PostgreSQL "
+                    f"through asyncpg: write {fixed.render_as_string(hide_password=True)}")
+        if not parsed.database:
+            return "database_url names no database: write postgresql+asyncpg://user:password@host/db"
+        return None
+    if driver == "sqlite" or driver.startswith("sqlite+"):
+        if driver != "sqlite+aiosqlite":
+            fixed = parsed.set(drivername="sqlite+aiosqlite")
+            return (f"database_url starts with {driver}:// but minigate needs the async "
+                    f"driver: write {fixed.render_as_string(hide_password=True)}")
+        return None
+    return f"database_url uses {driver}://, which minigate does not support: write {example}"
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for banners, errors and logs)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        import re
+
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic error as one line per problem: ``key: what is wrong (got …)``."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
+        secret = any(str(p) in SECRET_NAMES for p in error.get("loc", ()))
+        got = "" if secret or error.get("type") == "missing" else f" (got {error.get('input')!r})"
+        lines.append(f"{where}: {error.get('msg', 'invalid')}{got}")
+    return "; ".join(lines)
+
+
+#: Field names whose values are never shown, not even in an error message.
+SECRET_NAMES = frozenset({"api_key", "secret", "client_key", "webhook_secret", "apiv3_key",
+                          "private_key", "apiv2_key", "webhook_secrets", "metrics_token",
+                          "database_url"})
+
+
 def load_settings(config_path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings from an optional TOML file, the environment and overrides."""
-    if config_path is not None and not Path(config_path).is_file():
-        raise FileNotFoundError(f"config file not found: {config_path}")
+    """Build the settings from an optional TOML file, the environment and overrides.
+
+    Refuses, with :class:`ConfigError` (one line per mistake, naming what to change):
+    unknown keys in the file, the overrides or ``MINIGATE_*`` variables (with the closest
+    valid name), a provider block with some credentials but not all, and a database URL
+    minigate cannot use. A pydantic ``ValidationError`` reports a value out of range.
+    """
+    problems: list[str] = []
+    if config_path is not None:
+        path = Path(config_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {config_path}")
+        try:
+            table = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config_path} is not valid TOML: {exc}") from None
+        problems += unknown_keys_in(table, str(config_path))
+    problems += unknown_keys_in(overrides, "overrides")
+    problems += unknown_environment()
+    if problems:
+        raise ConfigError("; ".join(problems))
 
     class _FileSettings(Settings):
         toml_file = Path(config_path) if config_path else None
 
     built = _FileSettings(**overrides)
-    return Settings.model_validate(built.model_dump())
+    settings = Settings.model_validate(built.model_dump())
+    problems = credential_problems(settings)
+    url_problem = database_url_problem(settings.database_url)
+    if url_problem:
+        problems.append(url_problem)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return settings
+
+
+def sources(config_path: str | Path | None = None,
+            environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Where each setting that is not at its default came from: ``file`` or ``env``
+    (dotted keys, e.g. ``latipay.api_key``); the rest are ``default``."""
+    found: dict[str, str] = {}
+    if config_path is not None and Path(config_path).is_file():
+        def walk(table: dict[str, Any], prefix: str) -> None:
+            for key, value in table.items():
+                if isinstance(value, dict) and prefix == "" and _model_of(Settings, key):
+                    walk(value, f"{key}.")
+                else:
+                    found[prefix + key] = f"file {config_path}"
+        walk(tomllib.loads(Path(config_path).read_text()), "")
+    env = os.environ if environ is None else environ
+    for var in env:
+        upper = var.upper()
+        if upper.startswith("MINIGATE_") and not upper.startswith(NOT_SETTINGS):
+            found[".".join(upper[len("MINIGATE_"):].lower().split("__"))] = f"env {upper}"
+    return found

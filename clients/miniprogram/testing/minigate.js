@@ -105,7 +105,7 @@ async function startSandbox() {
   const python = pythonNextTo(bin);
   const merchant = start(python, ['-m', 'uvicorn', 'app:app', '--app-dir', path.join(REPO, 'examples', 'merchant-server'),
     '--host', '127.0.0.1', '--port', String(shopPort), '--log-level', 'warning'], cleanEnv({
-    MINIGATE_URL: base, MINIGATE_API_KEY: apiKey, MINIGATE_WEBHOOK_SECRET: webhookSecret,
+    SHOP_MINIGATE_URL: base, MINIGATE_API_KEY: apiKey, SHOP_WEBHOOK_SECRET: webhookSecret,
   }), 'sample merchant server');
   const stop = async () => {
     await Promise.all([minigate.stop(), merchant.stop()]);

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from minigate.domain.money import MoneyError
 from minigate.domain.states import IllegalTransition
 from minigate.errors import MinigateError
+from minigate.observability.metrics import count_database_unavailable
 from minigate.store.failures import database_unavailable
 
 log = logging.getLogger("minigate.api")
@@ -89,6 +90,7 @@ def failure_response(exc: BaseException) -> JSONResponse:
     """The answer for an exception no handler claimed: a retryable 503 for a database outage
     (classified in one place, ``store.failures``), else a 500. Logs it once."""
     if database_unavailable(exc):
+        count_database_unavailable("api")
         log.warning("database unavailable: %s", _describe(exc))
         return JSONResponse(error_body("api_error", "database_unavailable", DATABASE_UNAVAILABLE),
                             503, headers={"Retry-After": RETRY_AFTER})

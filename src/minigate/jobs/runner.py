@@ -31,6 +31,7 @@ from minigate.config import Settings
 from minigate.domain.states import OPEN_STATES
 from minigate.errors import MinigateError
 from minigate.jobs import destination, signing
+from minigate.observability import metrics
 from minigate.service.context import ServiceContext
 from minigate.store.failures import database_unavailable
 from minigate.store.models import Event, Order, Payment, Refund, WebhookAttempt
@@ -73,6 +74,11 @@ class JobRunner:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="minigate-jobs")
 
+    @property
+    def alive(self) -> bool:
+        """The loop task runs (for /readyz)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -86,6 +92,7 @@ class JobRunner:
             try:
                 did = await self.run_once()
             except Exception as exc:  # keep the loop alive
+                metrics.job_pass_failed(database_unavailable(exc))
                 did = 0
                 if not self.outage.failed(exc, self.ctx.clock.now()):
                     log.exception("job pass failed")
@@ -112,6 +119,7 @@ class JobRunner:
         if self.ctx.settings.webhook_url:
             done += await self._each(await self._claim(Event, Event.delivery_status == "pending",
                                                        Event.next_attempt_at), self._deliver)
+        metrics.job_pass_done()
         return done
 
     async def _each(self, ids: Sequence[Any], job: Callable[[Any], Awaitable[None]]) -> int:
@@ -119,10 +127,12 @@ class JobRunner:
             try:
                 await job(item)
             except MinigateError as exc:
+                metrics.JOB_ERRORS.labels(job.__name__.lstrip("_")).inc()
                 log.warning("job %s on %s: %s", job.__name__, item, exc.message)
             except Exception as exc:
                 if database_unavailable(exc):
                     raise  # the whole pass stops: the loop backs off until it is back
+                metrics.JOB_ERRORS.labels(job.__name__.lstrip("_")).inc()
                 log.exception("job %s on %s failed", job.__name__, item)
         return len(ids)
 
@@ -214,6 +224,8 @@ class JobRunner:
                 row.delivery_status, row.next_attempt_at = "parked", None
             else:
                 row.next_attempt_at = now + delivery_backoff(row.attempts)
+            outcome = "failed" if row.delivery_status == "pending" else row.delivery_status
+            metrics.count_on_commit(session, metrics.WEBHOOK_DELIVERIES, outcome)
 
     async def _post(self, event: Event) -> tuple[bool, str, int | None]:
         """(delivered, error, the HTTP status code when an answer came)."""

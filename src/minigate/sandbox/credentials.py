@@ -95,6 +95,8 @@ def sandbox_settings(settings: Settings,
     base = settings.public_url.rstrip("/") + "/sandbox"
     wx_v3, wx_v2 = wechatpay_settings(f"{base}/wechatpay", creds, settings.sandbox.time_scale)
     return settings.model_copy(update={
+        # Explicit: with the simulators' credentials filled in, "auto" would read as live.
+        "mode": "sandbox",
         "wechatpay": wx_v3, "wechatpay_v2": wx_v2,
         "wechat_login": WechatLoginSettings(appid=MINI_APP_ID,
                                             secret=SecretStr(creds.mini_app_secret),

@@ -64,6 +64,8 @@ class LatipayOrder:
     pay_time: datetime | None = None
     refunded_minor: int = 0
     refund_refs: set[str] = field(default_factory=set)
+    #: every refund accepted, in order: (``reference`` as sent, amount in minor units)
+    refunds: list[tuple[str, int]] = field(default_factory=list)
     prepay_id: str = ""
 
 
@@ -270,6 +272,7 @@ class LatipaySim:
         if order.status != "paid" or minor <= 0 or order.refunded_minor + minor > order.amount_minor:
             return _error(550, "Refund parameters wrong: amount exceeds what can be refunded")
         order.refunded_minor += minor
+        order.refunds.append((reference, minor))
         if ref_key:
             order.refund_refs.add(ref_key)
         return JSONResponse({"code": 0, "message": ""})

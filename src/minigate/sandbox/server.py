@@ -24,6 +24,7 @@ from minigate.clock import Clock
 from minigate.sandbox import credentials as cred
 from minigate.sandbox import keystore
 from minigate.sandbox.keystore import SandboxCredentials, ephemeral_credentials
+from minigate.sandbox.ledger import ledger_router
 from minigate.sandbox.wechatpay_v2 import CLIENT_CERT_STATE
 from minigate.sandbox.world import SandboxWorld
 
@@ -47,6 +48,7 @@ def create_sandbox_app(time_scale: float = 1.0, credentials: SandboxCredentials 
     app = FastAPI(title="minigate sandbox", lifespan=lifespan)
     app.state.world = world
     app.include_router(world.router())
+    app.include_router(ledger_router(world))  # read-only, for the fault soak
     if provider_at_root == "wechatpay":
         app.include_router(world.wechatpay.api_router())
     elif provider_at_root is not None:

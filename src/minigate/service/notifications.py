@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -26,6 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from minigate.domain.events import EventType
 from minigate.domain.states import OPEN_STATES, PAID_STATES, OrderStatus, check_order_transition
 from minigate.errors import NotificationRejected, ProviderError
+from minigate.observability.metrics import (
+    ORDER_TRANSITIONS,
+    count_database_unavailable,
+    notification_handled,
+)
 from minigate.providers.base import (
     Ack,
     IncomingNotification,
@@ -53,7 +59,9 @@ async def handle_notification(
     ctx: ServiceContext, provider: str, headers: Mapping[str, str], body: bytes
 ) -> Ack:
     client = ctx.provider(provider)
+    started = time.perf_counter()
     if len(body) > MAX_BODY:
+        notification_handled(provider, "too_large", started)
         return client.ack(False, "body too large")
     incoming = IncomingNotification({k.lower(): v for k, v in headers.items()}, body,
                                     ctx.clock.now())
@@ -67,12 +75,16 @@ async def handle_notification(
         except Exception as db_exc:
             if not database_unavailable(db_exc):
                 raise
+            count_database_unavailable("notification")
+        notification_handled(provider, "rejected", started, exc.reason)
         return client.ack(False, exc.reason)
     except ProviderError as exc:  # e.g. certificates could not be fetched: try again later
         log.warning("could not verify %s notification: %s", provider, exc.message)
+        notification_handled(provider, "unverifiable", started)
         return client.ack(False, "temporarily unable to verify")
     except Exception:  # a connector bug on hostile input must not become a 500 or a change
         log.exception("verifying a %s notification failed", provider)
+        notification_handled(provider, "rejected", started, "malformed")
         return client.ack(False, "malformed notification")
     try:
         outcome = await _record_and_apply(ctx, provider, verified, body)
@@ -83,10 +95,13 @@ async def handle_notification(
             raise  # a bug: a 500, logged once; the provider sends it again anyway
         # Rolled back (or never begun): a failure ack makes the provider send it again.
         log.warning("could not record %s notification: database unavailable", provider)
+        count_database_unavailable("notification")
+        notification_handled(provider, "database_unavailable", started)
         return client.ack(False, "temporarily unable to record")
     # The expected outcome is routine and frequent; anything else is worth a line.
     log.log(logging.DEBUG if outcome in ROUTINE else logging.INFO,
             "%s notification %s: %s", provider, verified.event_key, outcome)
+    notification_handled(provider, outcome, started)
     return client.ack(True)
 
 
@@ -134,8 +149,10 @@ async def _record_and_apply(
     if verified.trusted and verified.payment is not None:
         fast = await ctx.hot.transaction(_settle_paid(ctx, provider, verified, body, now))
         if fast is not None:
-            if fast == "paid" and ctx.webhooks_enabled:
-                ctx.kick()  # order.paid to deliver
+            if fast == "paid":
+                ORDER_TRANSITIONS.labels(OrderStatus.PAID.value).inc()  # committed
+                if ctx.webhooks_enabled:
+                    ctx.kick()  # order.paid to deliver
             return fast
     async with ctx.sessions() as session, session.begin():
         order_id, outcome = await _apply(ctx, session, provider, verified)

@@ -28,6 +28,7 @@ from minigate.errors import (
     ProviderError,
     ProviderTimeout,
 )
+from minigate.observability.metrics import ORDER_TRANSITIONS
 from minigate.providers.base import (
     Channel,
     CreatedPayment,
@@ -212,7 +213,8 @@ async def _record_prepay(
     if not params:
         raise ProviderError("provider returned no client parameters", provider=order.provider)
     # the order's row lock first, then the payment, the move and its event
-    await ctx.hot.transaction(_prepay_work(order, created, params, now))
+    if await ctx.hot.transaction(_prepay_work(order, created, params, now)):
+        ORDER_TRANSITIONS.labels(OrderStatus.PENDING.value).inc()  # committed
     return params
 
 
@@ -223,7 +225,7 @@ _PREPAY_WRITES = hot.Many(hot.UPDATE_PAYMENT_PREPAY,
 
 
 def _prepay_work(order: Order, created: CreatedPayment, params: dict[str, Any],
-                 now: datetime) -> hot.Work[None]:
+                 now: datetime) -> hot.Work[bool]:
     """``_record_prepay``'s transaction on the lean path: the order's row lock first, then
     the payment, the conditional move to ``pending`` and its timeline event."""
     rows = yield hot.ORDER_WITH_PAYMENT_LOCKED, {"order_id": order.id}
@@ -239,7 +241,7 @@ def _prepay_work(order: Order, created: CreatedPayment, params: dict[str, Any],
     current = OrderStatus(order_row["status"])
     if current not in _TO_PENDING:
         yield hot.UPDATE_PAYMENT_PREPAY, payment
-        return
+        return False
     check_order_transition(current, OrderStatus.PENDING)
     _, moved, _ = yield _PREPAY_WRITES, [
         payment, {"order_id": order.id, "now": now},
@@ -248,6 +250,7 @@ def _prepay_work(order: Order, created: CreatedPayment, params: dict[str, Any],
                           webhooks=False)]
     if moved != 1:
         raise RuntimeError(f"order {order.id} moved under its row lock")
+    return True
 
 
 def payment_ref(order: Order, payment: Payment) -> PaymentRef:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from minigate.domain.events import DELIVERABLE, EventType
 from minigate.domain.ids import new_id
 from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus, check_order_transition
+from minigate.observability import metrics
 from minigate.store.models import Event, Order, Payment, Refund
 
 
@@ -89,7 +90,10 @@ async def move_order(
         .returning(Order)  # the moved row, loaded into ``order``: no second SELECT
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
+    moved = (await session.execute(stmt)).scalar_one_or_none() is not None
+    if moved:
+        metrics.count_on_commit(session, metrics.ORDER_TRANSITIONS, target.value)
+    return moved
 
 
 def add_event(
@@ -105,6 +109,9 @@ def add_event(
     event = Event(**event_values(type_, now, order_id=order_id, data=data, webhooks=webhooks),
                   attempts=0, last_error="")
     session.add(event)
+    outcome = _REFUND_OUTCOMES.get(type_)
+    if outcome is not None:
+        metrics.count_on_commit(session, metrics.REFUNDS, outcome)
     return event
 
 
@@ -116,3 +123,7 @@ def event_values(type_: EventType, now: datetime, *, order_id: str | None,
             "deliver": 1 if deliver else 0,
             "delivery_status": "pending" if deliver else "none",
             "next_attempt_at": now if deliver else None, "created_at": now}
+
+
+_REFUND_OUTCOMES = {EventType.REFUND_CREATED: "requested",
+                    EventType.REFUND_SUCCEEDED: "succeeded", EventType.REFUND_FAILED: "failed"}

@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics, request ids, health and readiness."""
