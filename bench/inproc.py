@@ -100,6 +100,38 @@ async def _runtime(url: str) -> tuple[Runtime, httpx.AsyncClient]:
     return runtime, httpx.AsyncClient(transport=Route(), base_url=PUBLIC, timeout=10)
 
 
+async def _asgi_post(app: Any, path: str, headers: dict[str, str], body: bytes
+                     ) -> tuple[int, bytes]:
+    """One POST straight into the ASGI app, as a server would deliver it."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "server": ("127.0.0.1", 8000),
+             "client": ("127.0.0.1", 50000),
+             "headers": [(b"host", b"minigate.bench"),
+                         (b"content-length", str(len(body)).encode())]
+             + [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    sent = False
+    status, chunks = 0, []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)  # a disconnect never comes while the answer is written
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
+
+
 async def _measure(label: str, n: int, counter: Counter,
                    op: Callable[[int], Awaitable[None]], rounds: int = 3) -> dict[str, Any]:
     """``rounds`` batches of ``n // rounds`` operations; the cheapest batch is reported
@@ -177,6 +209,15 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
         ack = await handle_notification(ctx, "latipay", note.headers, note.body)
         assert ack.status == 200
 
+    app = create_app(runtime.settings, runtime)  # the same runtime: no second start
+
+    async def notify_asgi(i: int) -> None:
+        """The route through the ASGI app alone: no HTTP client, no sockets (so route −
+        this is the in-process client, and this − service minigate's HTTP layer)."""
+        note = bench.notification(bench.seed_number(2 * n + 80 + i))
+        status, body = await _asgi_post(app, "/v1/notify/latipay", note.headers, note.body)
+        assert bench.acked(status, body), body
+
     client = ctx.provider("latipay")
 
     async def verify_only(i: int) -> None:
@@ -203,6 +244,7 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
         if memory:
             return await _memory(n, checkout, notify_service)
         return [await _measure("notification", n, counter, notify_http),
+                await _measure("notification (ASGI only)", n, counter, notify_asgi),
                 await _measure("notification (service)", n, counter, notify_service),
                 await _measure("notification (verify only)", n, counter, verify_only),
                 await _measure("checkout", n, counter, checkout)]

@@ -137,6 +137,7 @@ async def test_a_database_failure_is_a_failure_ack_and_the_retry_pays(
 
     with monkeypatch.context() as patch:  # both paths: the lean one and the ORM's
         patch.setattr(HotStore, "transaction", database_down)
+        patch.setattr(HotStore, "steps", database_down)
         patch.setattr(repo, "payment_with_order", database_down)
         r = await _notify(gw, body)
     assert r.status_code == 400 and r.text != "sent"  # Latipay sends it again

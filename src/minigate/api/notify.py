@@ -1,16 +1,17 @@
 """Provider callbacks: the raw body is kept for verification; the reply is in the provider's
 own ack format (Latipay ``sent``, QFPay ``SUCCESS``, WeChat v2 XML, WeChat v3 204).
 
-The route is a plain Starlette endpoint, not a FastAPI one: it reads the raw body itself
-and needs no parameter parsing or dependency injection, which cost about a tenth of a
-notification's CPU. :data:`OPENAPI_PATHS` describes it in ``/openapi.json`` all the same.
+The route is a plain Starlette endpoint, not a FastAPI one, and the app's first route
+(``app.py``): it reads the raw body itself and needs no parameter parsing or dependency
+injection, which cost about a tenth of a notification's CPU. :data:`OPENAPI_PATHS`
+describes it in ``/openapi.json`` all the same.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from minigate.api.openapi import PROVIDER_IDS
 from minigate.service.context import ServiceContext
@@ -29,9 +30,6 @@ async def notify(request: Request) -> Response:
     ack = await handle_notification(ctx, provider, dict(request.headers), body)
     return Response(ack.body, ack.status, media_type=ack.content_type)
 
-
-router = APIRouter()
-router.add_route(PATH, notify, methods=["POST"])
 
 _TEXT = {"schema": {"type": "string"}}
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}

@@ -223,7 +223,7 @@ async def _begin(
                                state="in_flight", recovery_point=STARTED, resource_id=None,
                                owner=PROCESS, locked_until=now + LOCK, created_at=now)
     try:
-        await ctx.hot.transaction(insert(record))  # the lean path (store/hot.py)
+        await ctx.hot.steps(insert(record))  # the lean path (store/hot.py), one statement
         return Attempt(scope, key)
     except IntegrityError:
         pass

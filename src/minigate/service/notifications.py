@@ -147,7 +147,7 @@ async def _record_and_apply(
     the original and does nothing anyway)."""
     now = ctx.clock.now()
     if verified.trusted and verified.payment is not None:
-        fast = await ctx.hot.transaction(_settle_paid(ctx, provider, verified, body, now))
+        fast = await ctx.hot.steps(_settle_paid(ctx, provider, verified, body, now))
         if fast is not None:
             if fast == "paid":
                 ORDER_TRANSITIONS.labels(OrderStatus.PAID.value).inc()  # committed
@@ -165,10 +165,13 @@ async def _record_and_apply(
 
 
 _PAID_WORD = (ProviderPaymentStatus.PAID, ProviderPaymentStatus.REFUNDED)
-#: The paid transition's writes, one round trip on PostgreSQL: the order (conditional),
-#: the payment, the outbox event, the notification record.
-_PAID_WRITES = hot.Many(hot.move_order(OrderStatus.PAID, OPEN_STATES, "paid_at"),
-                        hot.UPDATE_PAYMENT_PAID, hot.INSERT_EVENT, hot.INSERT_NOTIFICATION)
+#: The paid transition as one statement: the order, conditional on its state and on the
+#: version the decision was made on; then, only if it moved, the payment, the outbox event
+#: and the notification record (a duplicate event key fails the whole statement).
+_PAID_WRITES = hot.Many(hot.move_order(OrderStatus.PAID, OPEN_STATES, "paid_at",
+                                       expect_version=True),
+                        hot.UPDATE_PAYMENT_PAID, hot.INSERT_EVENT, hot.INSERT_NOTIFICATION,
+                        guard=True)
 
 
 def _record(provider: str, verified: VerifiedNotification, order_id: str | None,
@@ -181,14 +184,25 @@ def _settle_paid(
     ctx: ServiceContext, provider: str, verified: VerifiedNotification, body: bytes,
     now: datetime,
 ) -> hot.Work[str | None]:
-    """The common case on the lean path (``store/hot.py``), as one transaction: the payment
-    with its order (row lock), the paid transition with the payment and the outbox event,
-    and the notification record last (a duplicate fails it and rolls everything back). A
-    notification for an unknown payment is recorded as ``unmatched``.
+    """The common case on the lean path (``store/hot.py``), in two steps that are each
+    atomic (``HotStore.steps``: on PostgreSQL two autocommitted round trips, no
+    ``BEGIN``/``COMMIT``; on SQLite one transaction):
 
-    Anything else — a mismatch, a failure or close, an order already closed — returns
-    None having changed nothing, and takes the general path (``_apply``). May run on the
-    SQLite connection's thread: no awaits, no ``ctx.kick()``."""
+    1. read the payment with its order (no lock);
+    2. decide with the state table and the amount rules, then write the paid transition,
+       the payment, the outbox event and the notification record as **one** statement
+       whose order ``UPDATE`` is conditional on the status and on the version that was
+       read, and whose other writes happen only if that ``UPDATE`` did (an optimistic
+       lock: the row lock is held for the one statement, not across a round trip). If
+       anything changed the order in between, nothing is written and the general path
+       (``_apply``, with the row lock) decides again. A duplicate event key fails the
+       statement and writes nothing.
+
+    A notification for an unknown payment is recorded as ``unmatched``, one for an order
+    already paid as ``noop``: one ``INSERT`` each, which only records. Anything else — a
+    mismatch, a failure or close, an order already closed — returns None having changed
+    nothing, and takes the general path. May run on the SQLite connection's thread: no
+    awaits, no ``ctx.kick()``."""
     state = verified.payment
     assert state is not None
     rows = yield hot.LOCATE_PAYMENT, {"provider": provider, "number": state.provider_order_no}
@@ -211,11 +225,11 @@ def _settle_paid(
                                       data={"order": order_view(order, detail=False)},
                                       webhooks=ctx.webhooks_enabled)
             moved, *_ = yield _PAID_WRITES, [
-                {"order_id": order.id, "now": now, "paid_at": now},
+                {"order_id": order.id, "now": now, "paid_at": now, "version": order.version},
                 {"payment_id": payment["id"], "now": now,
-                 "provider_txn_id": state.provider_txn_id or payment["provider_txn_id"]},
+                 "provider_txn_id": state.provider_txn_id or None},
                 event, _record(provider, verified, order.id, "paid", body, now)]
-            if moved != 1:  # cannot happen under the row lock; the general path decides
+            if moved != 1:  # changed since it was read (nothing written): decide again
                 raise hot.Rollback(None)
             return "paid"
     yield hot.INSERT_NOTIFICATION, _record(provider, verified, order_id, outcome, body, now)

@@ -78,14 +78,16 @@ async def create_order(ctx: ServiceContext, cmd: NewOrder,
 
 
 _CREATE = Many(INSERT_ORDER, INSERT_EVENT)
-_CREATE_KEYED = Many(INSERT_ORDER, INSERT_EVENT, COMPLETE_KEY)
+#: The key's stored answer first: the order and its event are written only if the key was
+#: still this attempt's to complete (one statement, so atomic with no transaction around).
+_CREATE_KEYED = Many(COMPLETE_KEY, INSERT_ORDER, INSERT_EVENT, guard=True)
 
 
 async def _create(ctx: ServiceContext, order: Order, token: str, cmd: NewOrder,
                   attempt: Attempt | None, now: datetime) -> dict[str, Any]:
-    """The order, its event and the Idempotency-Key's stored answer in one transaction (a
-    retry after any crash finds either all or none), on the lean path (``store/hot.py``).
-    Every value is known before it starts."""
+    """The order, its event and the Idempotency-Key's stored answer in one statement (a
+    retry after any crash finds either all or none), on the lean path (``store/hot.py``;
+    on PostgreSQL one autocommitted round trip). Every value is known before it starts."""
     event = repo.event_values(EventType.ORDER_CREATED, now, order_id=order.id,
                               data={"amount": cmd.amount.decimal_str()}, webhooks=False)
     view = order_view(order, None, (), [Event(**event)])
@@ -96,11 +98,11 @@ async def _create(ctx: ServiceContext, order: Order, token: str, cmd: NewOrder,
         if completion is None:
             yield _CREATE, [values(order), event]
             return
-        *_, stored = yield _CREATE_KEYED, [values(order), event, completion]
-        if stored != 1:
+        stored, *_ = yield _CREATE_KEYED, [completion, values(order), event]
+        if stored != 1:  # nothing was written
             raise key_taken()
 
-    await ctx.hot.transaction(work())
+    await ctx.hot.steps(work())
     if attempt is not None and completion is not None:
         attempt.completed(completion)
     return view

@@ -166,7 +166,7 @@ async def _ensure_payment(
         next_check_at=next_check(ctx, 0),
     )
     try:
-        await ctx.hot.transaction(hot.insert(payment))
+        await ctx.hot.steps(hot.insert(payment))
     except IntegrityError:
         async with ctx.sessions() as session:  # a concurrent pay call created it first
             existing = await repo.payment_for_order(session, order.id)
@@ -212,16 +212,53 @@ async def _record_prepay(
         params["alipay"] = created.alipay
     if not params:
         raise ProviderError("provider returned no client parameters", provider=order.provider)
-    # the order's row lock first, then the payment, the move and its event
-    if await ctx.hot.transaction(_prepay_work(order, created, params, now)):
+    moved = None
+    if OrderStatus(order.status) in _TO_PENDING:  # the common case: one statement
+        moved = await ctx.hot.steps(_prepay_fast(order, payment, created, params, now))
+    if moved is None:  # the order is not as it was read: the order's row lock first
+        moved = await ctx.hot.transaction(_prepay_work(order, created, params, now))
+    if moved:
         ORDER_TRANSITIONS.labels(OrderStatus.PENDING.value).inc()  # committed
     return params
 
 
 _TO_PENDING = frozenset({OrderStatus.CREATED, OrderStatus.UNKNOWN})
+#: Payment statuses a prepay turns into ``pending``.
+_PREPAYABLE = frozenset({"created", "unknown", "pending"})
 #: The payment's prepay, the order's move to pending and its event: one round trip.
 _PREPAY_WRITES = hot.Many(hot.UPDATE_PAYMENT_PREPAY,
                           hot.move_order(OrderStatus.PENDING, _TO_PENDING), hot.INSERT_EVENT)
+
+
+#: The move to pending (conditional on the version ``pay`` read the order at), then only if
+#: it moved: the payment's prepay and the event.
+_PREPAY_GUARDED = hot.Many(hot.move_order(OrderStatus.PENDING, _TO_PENDING,
+                                          expect_version=True),
+                           hot.UPDATE_PAYMENT_PREPAY, hot.INSERT_EVENT, guard=True)
+
+
+def _prepay_fast(order: Order, payment: Payment, created: CreatedPayment,
+                 params: dict[str, Any], now: datetime) -> hot.Work[bool | None]:
+    """The prepay as one statement (optimistic): the order moves to ``pending`` only if it
+    is still at the version ``pay`` read before calling the provider, and the payment and
+    the event are written only if it moved. A payment leaves created/pending/unknown only
+    with a move of its order, so at that version its status is still the one read (or
+    another of those three) and it is set as ``_prepay_work`` sets it. None if the order
+    changed meanwhile (nothing written): ``_prepay_work`` decides under the lock."""
+    current = OrderStatus(order.status)
+    check_order_transition(current, OrderStatus.PENDING)
+    moved, *_ = yield _PREPAY_GUARDED, [
+        {"order_id": order.id, "now": now, "version": order.version},
+        {"payment_id": payment.id, "now": now, "client_params": params,
+         "status": "pending" if payment.status in _PREPAYABLE else payment.status,
+         "provider_txn_id": created.provider_txn_id or None,
+         "params_expire_at": min(order.expires_at, now + PARAMS_TTL)},
+        repo.event_values(EventType.ORDER_PENDING, now, order_id=order.id,
+                          data={"provider_order_no": payment.provider_order_no},
+                          webhooks=False)]
+    if moved != 1:
+        raise hot.Rollback(None)
+    return True
 
 
 def _prepay_work(order: Order, created: CreatedPayment, params: dict[str, Any],
@@ -235,8 +272,8 @@ def _prepay_work(order: Order, created: CreatedPayment, params: dict[str, Any],
     status = fresh["status"]
     payment = {
         "payment_id": fresh["id"], "now": now, "client_params": params,
-        "status": "pending" if status in ("created", "unknown", "pending") else status,
-        "provider_txn_id": created.provider_txn_id or fresh["provider_txn_id"],
+        "status": "pending" if status in _PREPAYABLE else status,
+        "provider_txn_id": created.provider_txn_id or None,  # else the one it has
         "params_expire_at": min(order.expires_at, now + PARAMS_TTL)}
     current = OrderStatus(order_row["status"])
     if current not in _TO_PENDING:

@@ -43,7 +43,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy import String, Update, bindparam, exists, func, literal, literal_column, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
@@ -124,18 +124,25 @@ class Many(Sql):
     """Several writes that need nothing from one another, as one step with one parameter
     dict per part: on PostgreSQL one statement of data-modifying CTEs (one round trip), on
     SQLite one after another. The step's result is the number of rows each part touched,
-    in order."""
+    in order.
 
-    __slots__ = ("parts",)
+    With ``guard=True`` the other parts run only if the first touched a row (on
+    PostgreSQL each is conditional on the first CTE's ``RETURNING``; on SQLite they are
+    skipped): a conditional transition and everything that goes with it, as one
+    statement that is atomic without a transaction around it (see
+    :meth:`HotStore.steps`). Parts after the first must then be ``UPDATE`` statements or inserts
+    made with :func:`insert_values`."""
 
-    def __init__(self, *parts: Sql) -> None:
+    __slots__ = ("parts", "guard")
+
+    def __init__(self, *parts: Sql, guard: bool = False) -> None:
         self.parts = parts
-        ctes = []
+        self.guard = guard
+        ctes: list[Any] = []
         for i, part in enumerate(parts):
-            stmt: Any = _renamed(part.stmt, f"w{i}_")
-            if not stmt._returning:
-                stmt = stmt.returning(literal_column("1"))
-            ctes.append(stmt.cte(f"w{i}"))
+            condition = (exists(select(literal_column("1")).select_from(ctes[0]))
+                         if guard and i > 0 else None)
+            ctes.append(_as_cte(part, f"w{i}", condition))
         super().__init__(select(*(select(func.count()).select_from(c).scalar_subquery()
                                   .label(f"n{i}") for i, c in enumerate(ctes))))
 
@@ -144,9 +151,48 @@ class Many(Sql):
         return {f"w{i}_{k}": v for i, part in enumerate(params) for k, v in part.items()}
 
 
-def _renamed(stmt: ClauseElement, prefix: str) -> ClauseElement:
-    """``stmt`` with each named parameter ``x`` renamed ``prefix + x`` (anonymous ones, for
-    literal values, are renamed by the compiler anyway)."""
+class _Insert(Sql):
+    """An ``INSERT … VALUES`` that remembers its values, so that :class:`Many` can make it
+    conditional (``INSERT … SELECT … WHERE EXISTS``)."""
+
+    __slots__ = ("model", "values")
+
+    def __init__(self, model: type[Any], values: dict[str, Any]) -> None:
+        self.model, self.values = model, values
+        super().__init__(sa_insert(model).values(values))
+
+
+def insert_values(model: type[Any], **values: Any) -> Sql:
+    """``INSERT INTO model`` with these values: bind parameters (by name) or constants."""
+    return _Insert(model, values)
+
+
+def _as_cte(part: Sql, name: str, condition: Any) -> Any:
+    """``part`` as the CTE ``name`` of a :class:`Many`: its parameters renamed
+    ``name_x``, returning a row per row it touched, and touching rows only where
+    ``condition`` holds (if given). An :func:`insert_values` insert with a condition
+    becomes ``INSERT … SELECT … WHERE``."""
+    prefix = name + "_"
+    stmt: Any
+    if isinstance(part, _Insert) and condition is not None:
+        table = part.model.__table__
+        row = [bindparam(prefix + v.key, type_=table.c[col].type)
+               if isinstance(v, BindParameter) else literal(v, type_=table.c[col].type)
+               for col, v in part.values.items()]
+        stmt = sa_insert(table).from_select(list(part.values), select(*row).where(condition))
+    else:
+        stmt = _renamed_stmt(part.stmt, prefix)
+        if condition is not None:
+            if not isinstance(stmt, Update):
+                raise TypeError("a guarded part must be an UPDATE or an insert_values() INSERT")
+            stmt = stmt.where(condition)
+    if not stmt._returning:
+        stmt = stmt.returning(literal_column("1"))
+    return stmt.cte(name)
+
+
+def _renamed_stmt(stmt: ClauseElement, prefix: str) -> ClauseElement:
+    """``stmt`` with each named parameter ``x`` renamed ``prefix + x``."""
 
     def rename(element: Any) -> Any:
         if isinstance(element, BindParameter) and not element.unique:
@@ -170,15 +216,14 @@ def _states(states: Iterable[OrderStatus]) -> Any:
 _ORDER_COLS = [c for c in Order.__table__.columns]
 _PAYMENT_COLS = [c.label(f"p_{c.name}") for c in Payment.__table__.columns]
 
-#: A payment by its provider number (what settling it needs) with its order; the order's
-#: row lock on PostgreSQL.
+#: A payment by its provider number (what settling it needs) with its order, no lock: a
+#: notification settles optimistically, with a write conditional on the order's version
+#: (:func:`move_order` with ``expect_version``).
 LOCATE_PAYMENT = Sql(
-    select(*_ORDER_COLS, *(c for c in _PAYMENT_COLS
-                           if c.name in ("p_id", "p_status", "p_provider_txn_id")))
+    select(*_ORDER_COLS, *(c for c in _PAYMENT_COLS if c.name in ("p_id", "p_status")))
     .join(Order, Order.id == Payment.order_id)
     .where(Payment.provider == bindparam("provider"),
-           Payment.provider_order_no == bindparam("number"))
-    .with_for_update(of=Order))
+           Payment.provider_order_no == bindparam("number")))
 
 #: An order with its payment (if any), no lock: the client's pay call reads it first.
 ORDER_WITH_PAYMENT = Sql(
@@ -192,46 +237,52 @@ ORDER_WITH_PAYMENT_LOCKED = Sql(
     .with_for_update(of=Order))
 
 
-def move_order(target: OrderStatus, sources: Iterable[OrderStatus], *extra: str) -> Sql:
+def move_order(target: OrderStatus, sources: Iterable[OrderStatus], *extra: str,
+               expect_version: bool = False) -> Sql:
     """The conditional transition of ``store.repo.move_order``: ``UPDATE orders … WHERE
     status IN (the sources the state table allows to reach target)``, version + 1,
-    ``RETURNING`` the new version. Parameters: ``order_id``, ``now`` and each of ``extra``."""
+    ``RETURNING`` the new version. Parameters: ``order_id``, ``now`` and each of ``extra``;
+    with ``expect_version``, also ``version``: the order must be unchanged since it was
+    read (an optimistic lock: the decision was made on that version)."""
     allowed = [s for s in sources if target in ORDER_TRANSITIONS[s]]
     values: dict[str, Any] = {"status": target.value, "updated_at": bindparam("now"),
                               "version": Order.version + 1}
     values.update({k: bindparam(k) for k in extra})
-    return Sql(update(Order)
-               .where(Order.id == bindparam("order_id"), _states(allowed))
-               .values(**values).returning(Order.version))
+    where = [Order.id == bindparam("order_id"), _states(allowed)]
+    if expect_version:
+        where.append(Order.version == bindparam("version"))
+    return Sql(update(Order).where(*where).values(**values).returning(Order.version))
 
 
+#: The provider's transaction id if the notification carries one, else the one we have.
 UPDATE_PAYMENT_PAID = Sql(
     update(Payment).where(Payment.id == bindparam("payment_id"))
     .values(status="succeeded", next_check_at=None, updated_at=bindparam("now"),
-            provider_txn_id=bindparam("provider_txn_id")))
+            provider_txn_id=func.coalesce(bindparam("provider_txn_id", type_=String(64)),
+                                          Payment.provider_txn_id)))
 
 UPDATE_PAYMENT_PREPAY = Sql(
     update(Payment).where(Payment.id == bindparam("payment_id"))
     .values(status=bindparam("status"), client_params=bindparam("client_params"),
-            provider_txn_id=bindparam("provider_txn_id"),
+            provider_txn_id=func.coalesce(bindparam("provider_txn_id", type_=String(64)),
+                                          Payment.provider_txn_id),
             params_expire_at=bindparam("params_expire_at"), updated_at=bindparam("now")))
 
-INSERT_EVENT = Sql(sa_insert(Event).values(
-    id=bindparam("id"), type=bindparam("type"), order_id=bindparam("order_id"),
+INSERT_EVENT = insert_values(
+    Event, id=bindparam("id"), type=bindparam("type"), order_id=bindparam("order_id"),
     data=bindparam("data"), deliver=bindparam("deliver"),
     delivery_status=bindparam("delivery_status"), attempts=0,
     next_attempt_at=bindparam("next_attempt_at"), last_error="",
-    created_at=bindparam("created_at")).returning(Event.seq))
+    created_at=bindparam("created_at"))
 
-INSERT_NOTIFICATION = Sql(sa_insert(Notification).values(
-    provider=bindparam("provider"), event_key=bindparam("event_key"),
+INSERT_NOTIFICATION = insert_values(
+    Notification, provider=bindparam("provider"), event_key=bindparam("event_key"),
     order_id=bindparam("order_id"), outcome=bindparam("outcome"), body=bindparam("body"),
-    received_at=bindparam("received_at")))
+    received_at=bindparam("received_at"))
 
 
 def _insert_all(model: type[Any]) -> Sql:
-    return Sql(sa_insert(model).values({c.name: bindparam(c.name)
-                                        for c in model.__table__.columns}))
+    return insert_values(model, **{c.name: bindparam(c.name) for c in model.__table__.columns})
 
 
 _INSERT_ROW = {model: _insert_all(model) for model in (Order, Payment, IdempotencyRecord)}
@@ -302,6 +353,17 @@ class HotStore:
         if self.sqlite:
             return await self._batched(work)
         return await self._asyncpg(work, transaction=True)
+
+    async def steps(self, work: Work[T]) -> T:
+        """``work`` whose every step is atomic on its own — reads, and writes that are one
+        statement each (a guarded :class:`Many`, say) — and correct whatever commits
+        between its steps: on PostgreSQL each step is one autocommitted round trip, with
+        no ``BEGIN`` and ``COMMIT`` around them; on SQLite a transaction as usual (group
+        commit makes that the cheaper way there). :class:`Rollback` returns its value;
+        nothing is undone, so a step that writes must come last or be undone by design."""
+        if self.sqlite:
+            return await self._batched(work)
+        return await self._asyncpg(work, transaction=False)
 
     async def _asyncpg(self, work: Work[T], *, transaction: bool) -> T:
         fairy = await self.engine.raw_connection()
@@ -465,8 +527,11 @@ def _drive_sqlite(conn: sqlite3.Connection, dialect: Dialect, work: Work[T]) -> 
         while True:
             sql, params = work.send(result)
             if isinstance(sql, Many):
-                result = [_count(_sqlite_step(conn, dialect, part, part_params))
-                          for part, part_params in zip(sql.parts, params, strict=True)]
+                result = []
+                for part, part_params in zip(sql.parts, params, strict=True):
+                    skip = sql.guard and bool(result) and result[0] == 0
+                    result.append(0 if skip else
+                                  _count(_sqlite_step(conn, dialect, part, part_params)))
             else:
                 result = _sqlite_step(conn, dialect, sql, params)
     except StopIteration as done:
@@ -512,7 +577,8 @@ async def _run_asyncpg(conn: Any, dialect: Dialect, work: Work[T], transaction: 
             await conn.execute("COMMIT")
         return cast(T, done.value)
     except Rollback as stop:
-        await conn.execute("ROLLBACK")
+        if began:
+            await conn.execute("ROLLBACK")
         return cast(T, stop.value)
     except asyncpg.IntegrityConstraintViolationError as exc:
         await _rollback(conn, began)
