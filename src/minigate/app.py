@@ -82,7 +82,8 @@ class Runtime:
         if self.settings.webhook_url:  # refuse an unsafe destination at start, not at 3 a.m.
             check_url(self.settings.webhook_url, require_https=not self.sandbox_mode,
                       allow_loopback=webhook_loopback_allowed(self.settings))
-        self.engine = make_engine(self.settings.database_url)
+        self.engine = make_engine(self.settings.database_url,
+                                  pool_size=self.settings.database_pool_size)
         if self.auto_migrate:
             await migrate(self.engine)
         transport = self.transport = HttpxTransport(self.http)

@@ -188,6 +188,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./minigate.db"
+    #: PostgreSQL connections one process keeps open (SQLite always uses one). A request
+    #: that finds them all busy waits for one (503 after 30 s) rather than opening another:
+    #: connections opened and closed under load cost PostgreSQL more than the requests.
+    database_pool_size: int = Field(default=10, ge=1, le=200)
     api_key: SecretStr | None = None
     #: The base URL providers use to reach us (``notify_url`` = public_url + /v1/notify/…).
     public_url: str = "http://127.0.0.1:8000"
