@@ -18,6 +18,7 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp
 
 from minigate import __version__, dashboard
 from minigate.api import client, docs, errors, merchant, notify, openapi
@@ -139,6 +140,13 @@ def secret_values(settings: Settings) -> list[str]:
     return found
 
 
+class _App(FastAPI):
+    """FastAPI, with provider callbacks on a lane of their own (``api/notify.Lane``)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return notify.Lane(self, super().build_middleware_stack())
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """The ASGI app. Pass a ``runtime`` to control clock and HTTP (tests)."""
     rt = runtime or Runtime(settings)
@@ -151,9 +159,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         finally:
             await rt.stop()
 
-    app = FastAPI(title="minigate", version=__version__, lifespan=lifespan,
-                  description="Payments for WeChat and Alipay mini programs.",
-                  docs_url=None, redoc_url=None)
+    app = _App(title="minigate", version=__version__, lifespan=lifespan,
+               description="Payments for WeChat and Alipay mini programs.",
+               docs_url=None, redoc_url=None)
     app.state.runtime = rt
     errors.install(app)
     # -- HTTP contract (issue 12): body limits before anything else, offline docs --
