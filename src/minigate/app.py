@@ -9,6 +9,7 @@ and webhooks all go through real HTTP handling without sockets.
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -154,6 +155,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await rt.start()
+        # What exists once started (modules, the app, pools, providers: ~150 k objects)
+        # lives as long as the process. Out of the collector's sight, a full collection
+        # takes microseconds instead of ~75 ms: that pause was the p99 of every endpoint.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
