@@ -141,10 +141,11 @@ async def _hinted_since(session: AsyncSession, order_id: str, since: datetime) -
 async def _record_and_apply(
     ctx: ServiceContext, provider: str, verified: VerifiedNotification, body: bytes
 ) -> str:
-    """One transaction: apply the provider's word, then record the notification under its
-    unique event key. A duplicate fails that insert at commit, which rolls back everything
-    it did (on PostgreSQL it first waits for the order's row lock, so it sees the outcome of
-    the original and does nothing anyway)."""
+    """Apply the provider's word and record the notification under its unique event key,
+    atomically: the common case optimistically (``_settle_paid``), anything else in one
+    locked transaction. A duplicate fails that insert, which undoes everything it did (on
+    PostgreSQL the locked path first waits for the order's row lock, so it sees the outcome
+    of the original and does nothing anyway)."""
     now = ctx.clock.now()
     if verified.trusted and verified.payment is not None:
         fast = await ctx.hot.steps(_settle_paid(ctx, provider, verified, body, now))

@@ -26,8 +26,11 @@ driver directly:
 The rules stay where they were: the state table decides every move (callers check
 ``check_order_transition``; the ``UPDATE`` is still conditional on the source states), the
 order's row lock (``FOR UPDATE OF orders`` on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite) is
-taken before a payment changes, the outbox event is written in the same transaction, and
-the unique notification key makes a duplicate roll back.
+taken before a payment changes — or, on the optimistic paths (:meth:`HotStore.steps` with a
+guarded :class:`Many`), the payment changes in the same statement as the order's move,
+conditional on the version the decision was made on — the outbox event is written in the
+same transaction or statement, and the unique notification key makes a duplicate write
+nothing.
 
 A generator may run on the SQLite connection's thread: it must not await, touch the event
 loop (``ctx.kick()`` belongs to the caller, afterwards) or open another session.
