@@ -6,10 +6,12 @@ process (HTTP over an in-process ASGI transport, no sockets) and measures, with
 
 * ``notification``: a correctly signed Latipay notification for a seeded pending order,
   through the FastAPI route (``/v1/notify/latipay``);
+* ``notification (ASGI only)``: the same, straight into the ASGI app (no HTTP client, no
+  sockets), so route − this is the in-process client and this − service minigate's HTTP
+  layer;
 * ``notification (service)``: the same, calling ``handle_notification`` directly;
 * ``notification (verify only)``: the connector's verification alone (so service − verify
-  is the transaction with its rules, and route − service the HTTP layer, the in-process
-  client included);
+  is the transaction with its rules);
 * ``checkout``: create order (with an Idempotency-Key) + wallet login + pay (minigate calls
   the simulators over the in-process transport, so the simulators' CPU is included, as in
   ``bench run``).
