@@ -377,7 +377,8 @@ class Bench:
         try:
             pool = int(self.args.soak_rate * self.args.soak_duration * 1.2) + 1000
             ids = self.seed(db, p, pool)
-            sandbox = SandboxProcess(self.tmp) if self.args.soak_live else None
+            sandbox = (SandboxProcess(self.tmp, public_latipay_key=True)
+                       if self.args.soak_live else None)
             if sandbox is not None:
                 sandbox.start()
             servers = self.start("minigate", db, live_sandbox=sandbox)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import socket
@@ -297,6 +298,11 @@ class SandboxProcess:
     logdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    #: Give the sandbox the public Latipay sandbox key (the other secrets stay its own):
+    #: the memory soak's load generator forges Latipay notifications signed with that key,
+    #: as the bench does against ``minigate serve``. Without it every notification of
+    #: ``--soak-live`` was rejected (signature mismatch) and the soak measured none.
+    public_latipay_key: bool = False
 
     @property
     def base(self) -> str:
@@ -314,11 +320,22 @@ class SandboxProcess:
         return keystore.load_or_create(self.keys_dir)
 
     def start(self, timeout: float = 30.0) -> None:
+        if self.public_latipay_key:
+            self._use_public_latipay_key()
         cmd = [sys.executable, "-m", "minigate.cli", "sandbox", "--port", str(self.port),
                "--keys-dir", str(self.keys_dir)]
         self.proc = spawn(cmd, os.environ | {"PYTHONPATH": str(ROOT)},
                           self.logdir / f"sandbox-{self.port}.log", f"{self.base}/openapi.json",
                           "minigate sandbox", timeout)
+
+    def _use_public_latipay_key(self) -> None:
+        from minigate.sandbox import credentials as cred
+
+        self.credentials()  # creates the keys directory if it is not there yet
+        path = self.keys_dir / "credentials.json"
+        data = json.loads(path.read_text())
+        data["latipay"]["api_key"] = cred.LATIPAY_API_KEY
+        path.write_text(json.dumps(data, indent=2) + "\n")
 
     def stop(self) -> None:
         terminate(self.proc)
