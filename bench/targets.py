@@ -173,10 +173,13 @@ def _rss_flat(result: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         horizon = trend["last_mb"] + trend["kb_per_min"] * 60 * FLAT_HORIZON_H / 1024
         scope = f"{s['provider']} {s['db']} {s['duration_s']:.0f} s {s.get('mode', 'sandbox')}"
+        errors = int(s.get("errors") or 0)
+        # A soak whose operations failed did not run its load: its memory says nothing.
+        text = f"{trend['kb_per_min']:+.0f} KB/min → {horizon:,.0f} MB in 24 h" + (
+            f", but {errors:,} of {s.get('ops', 0):,} operations failed" if errors else "")
         rows.append(_row(name, scope,
                          trend["kb_per_min"], f"24 h projection < {RSS_LIMIT_MB:.0f} MB",
-                         horizon < RSS_LIMIT_MB,
-                         f"{trend['kb_per_min']:+.0f} KB/min → {horizon:,.0f} MB in 24 h"))
+                         horizon < RSS_LIMIT_MB and not errors, text))
     return rows or _missing(name, f"24 h projection < {RSS_LIMIT_MB:.0f} MB")
 
 

@@ -110,6 +110,17 @@ def test_targets_verdicts_on_a_synthetic_run() -> None:
     assert find("RSS flat", "qfpay postgres 600 s sandbox") == "miss"  # +8 GB in 24 h
 
 
+def test_a_soak_whose_operations_failed_is_not_flat() -> None:
+    """Every notification of a soak rejected (as ``--soak-live`` once was): RSS stayed
+    flat because the load did not run, which is no evidence."""
+    raw = synthetic()
+    raw["soaks"] = [dict(raw["soaks"][0], errors=12000)]
+    rows = [t for t in targets.targets(report.normalise(raw))
+            if t["target"].startswith("RSS flat")]
+    assert [t["verdict"] for t in rows] == ["miss"]
+    assert "12,000 of 24,000 operations failed" in rows[0]["shown"]
+
+
 def test_unmeasured_targets_say_so() -> None:
     result = report.normalise({"timestamp": "T", "machine": "m", "command": "c",
                                "phases": [], "provider": "latipay"})
