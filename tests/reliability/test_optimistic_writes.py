@@ -9,7 +9,6 @@ write does nothing, and the locked path decides again from what is really there.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,17 +18,7 @@ from minigate.domain.states import OrderStatus
 from minigate.service import notifications, payments
 from minigate.store import hot
 from minigate.store.models import Event, Notification, Order, Payment
-from tests.support import Harness, harness_settings, start_harness
-
-
-@pytest.fixture
-async def rig(database_url: str) -> AsyncIterator[Harness]:
-    h = await start_harness(harness_settings(database_url))
-    try:
-        yield h
-    finally:
-        await h.api.aclose()
-        await h.runtime.stop()
+from tests.support import Harness
 
 
 def _racing(change: hot.Sql, values: dict[str, Any], seen: list[str]) -> Any:
@@ -52,14 +41,14 @@ def _racing(change: hot.Sql, values: dict[str, Any], seen: list[str]) -> Any:
     return settle
 
 
-async def _paid_through_sandbox(rig: Harness) -> dict[str, Any]:
-    order = await rig.create_order(provider="latipay")
-    await rig.shopper_pays(await rig.pay(order))
+async def _paid_through_sandbox(gateway: Harness) -> dict[str, Any]:
+    order = await gateway.create_order(provider="latipay")
+    await gateway.shopper_pays(await gateway.pay(order))
     return order
 
 
-async def _facts(rig: Harness, order_id: str) -> tuple[str, int, list[str], list[str], str]:
-    async with rig.ctx.sessions() as session:
+async def _facts(gateway: Harness, order_id: str) -> tuple[str, int, list[str], list[str], str]:
+    async with gateway.ctx.sessions() as session:
         row = (await session.execute(select(Order.status, Order.version)
                                      .where(Order.id == order_id))).one()
         events = (await session.scalars(select(Event.type).where(Event.order_id == order_id)
@@ -72,7 +61,7 @@ async def _facts(rig: Harness, order_id: str) -> tuple[str, int, list[str], list
 
 
 async def test_an_order_changed_between_read_and_write_is_decided_again(
-    rig: Harness, monkeypatch: pytest.MonkeyPatch
+    gateway: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another writer bumps the version (say, a metadata change): the guarded write touches
     nothing, the general path pays the order, once."""
@@ -89,23 +78,23 @@ async def test_an_order_changed_between_read_and_write_is_decided_again(
         return await apply(ctx, session, provider, verified)
 
     monkeypatch.setattr(notifications, "_apply", counted)
-    order = await _paid_through_sandbox(rig)
-    await rig.wait_status(order["id"], "paid")
+    order = await _paid_through_sandbox(gateway)
+    await gateway.wait_status(order["id"], "paid")
     assert seen == [order["id"]] and general == ["latipay"]  # the race was hit
-    status, version, events, outcomes, payment = await _facts(rig, order["id"])
+    status, version, events, outcomes, payment = await _facts(gateway, order["id"])
     assert status == "paid" and payment == "succeeded"
     assert events.count("order.paid") == 1 and outcomes == ["paid"]
     # created 1 → pending 2 → (someone else 3) → paid: one move. On SQLite the two steps
     # are one transaction, so the interloper's write was inside it and rolled back with it.
-    async with rig.ctx.sessions() as session:
+    async with gateway.ctx.sessions() as session:
         description = await session.scalar(select(Order.description)
                                            .where(Order.id == order["id"]))
     assert version == (4 if description == "changed" else 3)
-    assert (description == "changed") == rig.ctx.settings.database_url.startswith("postgres")
+    assert (description == "changed") == gateway.ctx.settings.database_url.startswith("postgres")
 
 
 async def test_an_order_closed_between_read_and_write_is_not_paid_as_open(
-    rig: Harness, monkeypatch: pytest.MonkeyPatch
+    gateway: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The order is closed in the window: the guarded write must not pay it as if it were
     open; the general path sees the close and records money after close."""
@@ -113,37 +102,37 @@ async def test_an_order_closed_between_read_and_write_is_not_paid_as_open(
     close = hot.Sql(update(Order).where(Order.id == bindparam("order_id"))
                     .values(status=OrderStatus.CLOSED.value, version=Order.version + 1))
     monkeypatch.setattr(notifications, "_settle_paid", _racing(close, {}, seen))
-    order = await _paid_through_sandbox(rig)
-    if not rig.ctx.settings.database_url.startswith("postgres"):
+    order = await _paid_through_sandbox(gateway)
+    if not gateway.ctx.settings.database_url.startswith("postgres"):
         # SQLite runs both steps in one transaction: the close was inside it and rolled
         # back with it, so the general path finds the order open and pays it, once.
-        await rig.wait_status(order["id"], "paid")
-        _, _, events, outcomes, _ = await _facts(rig, order["id"])
+        await gateway.wait_status(order["id"], "paid")
+        _, _, events, outcomes, _ = await _facts(gateway, order["id"])
         assert seen == [order["id"]] and events.count("order.paid") == 1
         assert outcomes == ["paid"]
         return
-    await rig.wait_status(order["id"], "paid_after_close")
-    status, _, events, outcomes, payment = await _facts(rig, order["id"])
+    await gateway.wait_status(order["id"], "paid_after_close")
+    status, _, events, outcomes, payment = await _facts(gateway, order["id"])
     assert seen == [order["id"]]
     assert status == "paid_after_close" and "order.paid" not in events
     assert len(outcomes) == 1 and payment == "succeeded"
 
 
-async def test_the_guarded_write_is_all_or_nothing(rig: Harness) -> None:
+async def test_the_guarded_write_is_all_or_nothing(gateway: Harness) -> None:
     """The statement itself, with a stale version: nothing at all; with the version read:
     all four writes. The provider's transaction id is kept when the notification has
     none."""
-    order = await rig.create_order(provider="latipay")
-    await rig.pay(order)
-    store = rig.ctx.hot
+    order = await gateway.create_order(provider="latipay")
+    await gateway.pay(order)
+    store = gateway.ctx.hot
     rows = await store.read(hot.LOCATE_PAYMENT, provider="latipay",
-                            number=(await _number(rig, order["id"])))
+                            number=(await _number(gateway, order["id"])))
     got, payment = hot.split(rows[0])
     assert payment is not None
-    async with rig.ctx.sessions() as session, session.begin():
+    async with gateway.ctx.sessions() as session, session.begin():
         await session.execute(update(Payment).where(Payment.id == payment["id"])
                               .values(provider_txn_id="TXN-KEPT"))
-    now = rig.ctx.clock.now()
+    now = gateway.ctx.clock.now()
     event = {"id": "evt_guarded", "type": "order.paid", "order_id": got["id"], "data": {},
              "deliver": 0, "delivery_status": "skipped", "next_attempt_at": None,
              "created_at": now}
@@ -157,24 +146,24 @@ async def test_the_guarded_write_is_all_or_nothing(rig: Harness) -> None:
             event, record]
         return list(counts)
 
-    before = await rig.row_counts()
+    before = await gateway.row_counts()
     assert await store.steps(write(got["version"] - 1)) == [0, 0, 0, 0]
-    assert await rig.row_counts() == before
-    status, version, *_ = await _facts(rig, order["id"])
+    assert await gateway.row_counts() == before
+    status, version, *_ = await _facts(gateway, order["id"])
     assert (status, version) == ("pending", got["version"])
     assert await store.steps(write(got["version"])) == [1, 1, 1, 1]
-    status, version, events, outcomes, paid = await _facts(rig, order["id"])
+    status, version, events, outcomes, paid = await _facts(gateway, order["id"])
     assert (status, version, paid, outcomes) == ("paid", got["version"] + 1, "succeeded",
                                                  ["paid"])
     assert events[-1] == "order.paid"
-    async with rig.ctx.sessions() as session:
+    async with gateway.ctx.sessions() as session:
         txn = await session.scalar(select(Payment.provider_txn_id)
                                    .where(Payment.id == payment["id"]))
     assert txn == "TXN-KEPT"
 
 
-async def _number(rig: Harness, order_id: str) -> str:
-    async with rig.ctx.sessions() as session:
+async def _number(gateway: Harness, order_id: str) -> str:
+    async with gateway.ctx.sessions() as session:
         number = await session.scalar(select(Payment.provider_order_no)
                                       .where(Payment.order_id == order_id))
     assert number is not None
@@ -182,7 +171,7 @@ async def _number(rig: Harness, order_id: str) -> str:
 
 
 async def test_a_prepay_whose_order_changed_meanwhile_takes_the_locked_path(
-    rig: Harness, monkeypatch: pytest.MonkeyPatch
+    gateway: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Someone else changes the order while the provider creates the payment: the one
     statement writes nothing, and the locked transaction moves the order to pending,
@@ -198,16 +187,16 @@ async def test_a_prepay_whose_order_changed_meanwhile_takes_the_locked_path(
         return (yield from original(order, *args))
 
     monkeypatch.setattr(payments, "_prepay_fast", racing)
-    order = await rig.create_order(provider="latipay")
-    pay = await rig.pay(order)
+    order = await gateway.create_order(provider="latipay")
+    pay = await gateway.pay(order)
     assert touched == [order["id"]] and pay["wechat"]["paySign"]
-    status, version, events, _, payment = await _facts(rig, order["id"])
+    status, version, events, _, payment = await _facts(gateway, order["id"])
     assert (status, payment) == ("pending", "pending")
     assert events.count("order.pending") == 1
-    async with rig.ctx.sessions() as session:
+    async with gateway.ctx.sessions() as session:
         params = await session.scalar(select(Payment.client_params)
                                       .where(Payment.order_id == order["id"]))
     assert params == {"wechat": pay["wechat"]}
     # created 1 → (someone else 2, kept on PostgreSQL) → pending: one move
-    on_postgres = rig.ctx.settings.database_url.startswith("postgres")
+    on_postgres = gateway.ctx.settings.database_url.startswith("postgres")
     assert version == (3 if on_postgres else 2)
