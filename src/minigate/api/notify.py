@@ -10,11 +10,11 @@ describes it in ``/openapi.json`` all the same.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from minigate.api.openapi import PROVIDER_IDS
@@ -35,7 +35,8 @@ async def notify(request: Request) -> Response:
     return Response(ack.body, ack.status, media_type=ack.content_type)
 
 
-_ROUTE = re.compile(r"/v1/notify/([^/]+)")
+#: :data:`PATH` as Starlette compiles it for its own route, so the lane matches the same paths.
+_ROUTE = compile_path(PATH)[0]
 
 
 class Lane:
@@ -60,10 +61,10 @@ class Lane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            match = _ROUTE.fullmatch(scope["path"])
+            match = _ROUTE.match(scope["path"])
             if match is not None:
                 scope["app"] = self.app
-                scope["path_params"] = {"provider": match.group(1)}
+                scope["path_params"] = match.groupdict()
                 await self.lane(scope, receive, send)
                 return
         await self.full(scope, receive, send)
