@@ -36,3 +36,46 @@ async def test_requests_with_a_client_certificate_use_their_own_client() -> None
 def test_missing_certificate_files_fail_clearly() -> None:
     with pytest.raises(ProviderUnavailable, match="client certificate"):
         tls_client(ClientCertificate("/nonexistent/cert.pem", "/nonexistent/key.pem"))
+
+
+async def test_a_provider_call_looks_up_no_modules() -> None:
+    """After the first call, a provider call over a real socket imports nothing.
+
+    httpcore asks for ``sniffio`` four times per request; without it installed each ask
+    was a failed import (a search of every ``sys.path`` entry, ~80 µs) on every provider
+    call. ``sniffio`` is a dependency for that reason; this catches a dependency change
+    that brings the lookups back."""
+    import asyncio
+    import importlib.abc
+    import sys
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readuntil(b"\r\n\r\n"):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+
+    class Watch(importlib.abc.MetaPathFinder):
+        looked: list[str] = []
+
+        def find_spec(self, name: str, path: object, target: object = None) -> None:
+            self.looked.append(name)
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = HttpxTransport().for_provider("latipay")
+    watch = Watch()
+    try:
+        first = await transport.send(HttpRequest("POST", f"http://127.0.0.1:{port}/a", body=b"x"))
+        assert first.status == 200
+        sys.meta_path.insert(0, watch)
+        try:
+            for _ in range(3):
+                r = await transport.send(HttpRequest("POST", f"http://127.0.0.1:{port}/b",
+                                                     body=b"x"))
+                assert r.status == 200 and r.body == b"ok"
+        finally:
+            sys.meta_path.remove(watch)
+        assert watch.looked == []
+    finally:
+        await transport.aclose()
+        server.close()
