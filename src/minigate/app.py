@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from minigate import __version__, dashboard
-from minigate.api import client, docs, errors, merchant, notify, openapi
+from minigate.api import client, docs, errors, lane, merchant, notify, openapi
 from minigate.clock import Clock, SystemClock
 from minigate.config import Settings
 from minigate.http_limits import BodyLimit
@@ -141,11 +141,19 @@ def secret_values(settings: Settings) -> list[str]:
     return found
 
 
+#: The requests the lane (``api/lane.py``) serves; their FastAPI routes stay for the rest.
+LANE_ROUTES: list[tuple[str, str, lane.Endpoint]] = [
+    ("POST", notify.PATH, notify.notify),
+    ("POST", "/v1/orders", merchant.create_order_lane),
+    ("POST", "/v1/client/orders/{order_id}/pay", client.pay_lane),
+]
+
+
 class _App(FastAPI):
-    """FastAPI, with provider callbacks on a lane of their own (``api/notify.Lane``)."""
+    """FastAPI, with the hottest requests on a lane of their own (``api/lane.py``)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return notify.Lane(self, super().build_middleware_stack())
+        return lane.Lane(self, super().build_middleware_stack(), LANE_ROUTES)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:

@@ -74,14 +74,14 @@ class BodyLimit:
                 await _answer(send, *_too_large(limit))
                 return
             if int(declared) == 0 and not chunked:
-                await self.app(scope, _replay(b"", receive), send)
+                await self.app(scope, replay(b"", receive), send)
                 return
         elif not chunked and scope.get("method") in _BODILESS:
             await self.app(scope, receive, send)
             return
         body = await self._read(scope, receive, send, limit)
         if body is not None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
 
     async def _read(self, scope: Scope, receive: Receive, send: Send,
                     limit: int) -> bytes | None:
@@ -117,19 +117,19 @@ def _too_large(limit: int) -> tuple[int, bytes]:
     return _error(413, "body_too_large", f"the request body is larger than {limit} bytes")
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the app the body read already, then the real channel
     (which reports the client's disconnect)."""
     sent = False
 
-    async def replay() -> Message:
+    async def first_the_body() -> Message:
         nonlocal sent
         if sent:
             return await receive()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return replay
+    return first_the_body
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
-from minigate.api.deps import Ctx, IdempotencyKey, MerchantKey
+from minigate.api import lane
+from minigate.api.deps import (
+    IDEMPOTENCY_KEY_PATTERN,
+    Ctx,
+    IdempotencyKey,
+    MerchantKey,
+    bearer,
+    merchant_auth,
+)
 from minigate.api.openapi import LINKS, errors
 from minigate.api.schemas import (
     ID_PATTERN,
@@ -23,8 +33,9 @@ from minigate.api.schemas import (
     Refund,
 )
 from minigate.domain.money import Money
-from minigate.errors import InvalidRequest, NotFound
+from minigate.errors import AuthenticationError, InvalidRequest, NotFound
 from minigate.service import orders, refunds
+from minigate.service.context import ServiceContext
 from minigate.service.idempotency import Attempt, request_fingerprint, run_idempotent
 from minigate.service.views import json_bytes
 
@@ -57,6 +68,12 @@ async def create_order(
 
     The provider is called at pay time, not now. With an ``Idempotency-Key``, a retry gets
     the first answer (the same ``client_token``) and creates nothing."""
+    return await _create_order(ctx, body, api_key, key)
+
+
+async def _create_order(ctx: ServiceContext, body: CreateOrder, api_key: str,
+                        key: str | None) -> JSONResponse:
+    """``POST /v1/orders`` once its inputs are valid: the FastAPI route and the lane's."""
 
     async def run(attempt: Attempt) -> tuple[int, dict[str, Any]]:
         amount = Money.parse(body.amount, body.currency)
@@ -74,6 +91,31 @@ async def create_order(
     status, payload = await run_idempotent(
         ctx, api_key, key, request_fingerprint("POST /v1/orders", body.model_dump()), run)
     return JSONAnswer(payload, status)
+
+
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+async def create_order_lane(request: Request) -> Response | None:
+    """``POST /v1/orders`` on the lane (``api/lane.py``): a JSON body that ``CreateOrder``
+    accepts, a valid ``Idempotency-Key`` (or none) and the right API key; anything else is
+    None, and FastAPI's route answers it."""
+    raw = await lane.json_body(request)
+    if raw is lane.NOT_PLAIN:
+        return None
+    ctx: ServiceContext = request.app.state.runtime.ctx
+    try:
+        api_key = await merchant_auth(ctx, await bearer(request))
+    except AuthenticationError:
+        return None
+    key = request.headers.get("idempotency-key")
+    if key is not None and _IDEMPOTENCY_KEY.fullmatch(key) is None:
+        return None
+    try:
+        body = CreateOrder.model_validate(raw)
+    except ValidationError:
+        return None
+    return await _create_order(ctx, body, api_key, key)
 
 
 @router.get("/orders/{order_id}", operation_id="getOrder", response_model=Order,

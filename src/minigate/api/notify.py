@@ -3,8 +3,8 @@ own ack format (Latipay ``sent``, QFPay ``SUCCESS``, WeChat v2 XML, WeChat v3 20
 
 The route is a plain Starlette endpoint, not a FastAPI one: it reads the raw body itself
 and needs no parameter parsing or dependency injection, which cost about a tenth of a
-notification's CPU. The server hands it callbacks on a :class:`Lane` of their own, past
-the framework's routing; the app also lists it as its first route. :data:`OPENAPI_PATHS`
+notification's CPU. The server hands it callbacks on the lane (``api/lane.py``), past the
+framework's routing; the app also lists it as its first route. :data:`OPENAPI_PATHS`
 describes it in ``/openapi.json`` all the same.
 """
 
@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
-from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.routing import compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import Request, Response
 
 from minigate.api.openapi import PROVIDER_IDS
 from minigate.service.context import ServiceContext
@@ -33,46 +30,6 @@ async def notify(request: Request) -> Response:
     body = await request.body()
     ack = await handle_notification(ctx, provider, dict(request.headers), body)
     return Response(ack.body, ack.status, media_type=ack.content_type)
-
-
-#: :data:`PATH` as Starlette compiles it for its own route, so the lane matches the same paths.
-_ROUTE = compile_path(PATH)[0]
-
-
-class Lane:
-    """``POST /v1/notify/{provider}`` straight to :func:`notify`, through the app's own
-    guards and nothing else.
-
-    A provider callback is the request minigate answers most often, and a plain endpoint:
-    it needs the request id, the body limit, the last-resort guard and the error mapping
-    (the app's ``user_middleware`` and its exception handlers, the same objects in the same
-    order as on the full stack), but not FastAPI's routing, its telemetry and body-limit
-    layers, the exit stack or Starlette's server-error layer, which cost about a fifth of
-    a notification's CPU. Every other request, and a callback behind a ``root_path``, takes
-    the full stack."""
-
-    def __init__(self, app: FastAPI, full: ASGIApp) -> None:
-        self.app, self.full = app, full
-        handlers = {k: v for k, v in app.exception_handlers.items() if k not in (500, Exception)}
-        lane: ASGIApp = ExceptionMiddleware(_endpoint, handlers=handlers)
-        for cls, args, kwargs in reversed(app.user_middleware):
-            lane = cls(lane, *args, **kwargs)
-        self.lane = lane
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            match = _ROUTE.match(scope["path"])
-            if match is not None:
-                scope["app"] = self.app
-                scope["path_params"] = match.groupdict()
-                await self.lane(scope, receive, send)
-                return
-        await self.full(scope, receive, send)
-
-
-async def _endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-    response = await notify(Request(scope, receive))
-    await response(scope, receive, send)
 
 
 _TEXT = {"schema": {"type": "string"}}
