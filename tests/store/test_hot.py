@@ -73,6 +73,26 @@ async def test_what_it_writes_the_orm_reads_back_the_same(engine: AsyncEngine) -
     assert await store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_none") == []
 
 
+async def test_a_record_is_inserted_as_the_orm_object_would_be(engine: AsyncEngine) -> None:
+    """The hot paths build plain records, not ORM objects: the same row either way, and
+    every column not given is NULL (as an ORM object leaves it)."""
+    store = hot.hot_store(engine)
+    orm = _order(30, paid_at=None, close_after=None)
+    given = {c.name: getattr(orm, c.name) for c in Order.__table__.columns
+             if c.name not in ("paid_at", "close_after")}
+    rec = hot.record(Order, **{**given, "id": "ord_rec30", "merchant_reference": "ref-rec30"})
+    assert rec.paid_at is None and rec.close_after is None and rec.status == "created"
+    assert set(hot.values(rec)) == {c.name for c in Order.__table__.columns}
+    await store.transaction(hot.insert(orm))
+    await store.transaction(hot.insert(rec))
+    async with session_factory(engine)() as session:
+        a, b = await session.get(Order, orm.id), await session.get(Order, "ord_rec30")
+        assert a is not None and b is not None
+        differ = {c.name for c in Order.__table__.columns
+                  if getattr(a, c.name) != getattr(b, c.name)}
+        assert differ == {"id", "merchant_reference"}
+
+
 async def test_the_conditional_move_and_the_event_in_one_transaction(engine: AsyncEngine) -> None:
     store = hot.hot_store(engine)
     order = _order(2)

@@ -50,7 +50,7 @@ from minigate.errors import Conflict, MinigateError, Unprocessable
 from minigate.service.context import ServiceContext
 from minigate.service.views import json_bytes
 from minigate.store.failures import database_unavailable
-from minigate.store.hot import insert
+from minigate.store.hot import insert, record
 from minigate.store.models import IdempotencyRecord
 
 log = logging.getLogger("minigate.idempotency")
@@ -219,11 +219,11 @@ async def _begin(
     ctx: ServiceContext, scope: str, key: str, fingerprint: str, box: ResponseBox,
 ) -> Attempt | tuple[int, dict[str, Any]]:
     now = ctx.clock.now()
-    record = IdempotencyRecord(scope=scope, key=key, request_hash=fingerprint,
-                               state="in_flight", recovery_point=STARTED, resource_id=None,
-                               owner=PROCESS, locked_until=now + LOCK, created_at=now)
+    row = record(IdempotencyRecord, scope=scope, key=key, request_hash=fingerprint,
+                 state="in_flight", recovery_point=STARTED, resource_id=None,
+                 owner=PROCESS, locked_until=now + LOCK, created_at=now)
     try:
-        await ctx.hot.steps(insert(record))  # the lean path (store/hot.py), one statement
+        await ctx.hot.steps(insert(row))  # the lean path (store/hot.py), one statement
         return Attempt(scope, key)
     except IntegrityError:
         pass

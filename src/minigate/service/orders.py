@@ -21,7 +21,15 @@ from minigate.service.context import ServiceContext, token_hash
 from minigate.service.idempotency import Attempt, key_taken
 from minigate.service.views import event_view, order_view
 from minigate.store import repo
-from minigate.store.hot import COMPLETE_KEY, INSERT_EVENT, INSERT_ORDER, Many, Work, values
+from minigate.store.hot import (
+    COMPLETE_KEY,
+    INSERT_EVENT,
+    INSERT_ORDER,
+    Many,
+    Work,
+    record,
+    values,
+)
 from minigate.store.models import Event, Order, Payment
 
 MIN_TTL, MAX_TTL = 60, 7 * 24 * 3600
@@ -56,8 +64,8 @@ async def create_order(ctx: ServiceContext, cmd: NewOrder,
                              param="expires_in")
     now = ctx.clock.now()
     token = "ct_" + new_secret()
-    order = Order(
-        id=new_id("ord"), merchant_reference=cmd.merchant_reference,
+    order = record(
+        Order, id=new_id("ord"), merchant_reference=cmd.merchant_reference,
         amount_minor=cmd.amount.minor, currency=cmd.amount.currency,
         description=cmd.description, channel=cmd.channel.value, provider=client.name,
         status=OrderStatus.CREATED.value, client_token_hash=token_hash(token),
@@ -90,7 +98,7 @@ async def _create(ctx: ServiceContext, order: Order, token: str, cmd: NewOrder,
     on PostgreSQL one autocommitted round trip). Every value is known before it starts."""
     event = repo.event_values(EventType.ORDER_CREATED, now, order_id=order.id,
                               data={"amount": cmd.amount.decimal_str()}, webhooks=False)
-    view = order_view(order, None, (), [Event(**event)])
+    view = order_view(order, None, (), [record(Event, **event)])
     view["client_token"] = token
     completion = attempt.completion(201, view) if attempt is not None else None
 

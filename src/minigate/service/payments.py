@@ -73,9 +73,10 @@ async def _authorised_order(
 
 
 def _rows(row: hot.Row) -> tuple[Order, Payment | None]:
-    """Transient (detached) Order and Payment from a joined row of ``store/hot.py``."""
+    """The order and its payment from a joined row of ``store/hot.py``, as records."""
     order_row, payment_row = hot.split(row)
-    return Order(**order_row), (Payment(**payment_row) if payment_row is not None else None)
+    return (hot.record(Order, **order_row),
+            hot.record(Payment, **payment_row) if payment_row is not None else None)
 
 
 async def client_status(ctx: ServiceContext, order_id: str, client_token: str) -> dict[str, Any]:
@@ -159,8 +160,8 @@ async def _ensure_payment(
             raise Conflict("this order is already being paid by another WeChat user",
                            code="payer_mismatch")
         return payment
-    payment = Payment(
-        id=new_id("pay"), order_id=order.id, provider=order.provider,
+    payment = hot.record(
+        Payment, id=new_id("pay"), order_id=order.id, provider=order.provider,
         provider_order_no=provider_number(), status="created", openid=openid,
         client_params=None, checks=0, created_at=now, updated_at=now,
         next_check_at=next_check(ctx, 0),
