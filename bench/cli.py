@@ -2,9 +2,11 @@
 
 Suites:
 
-* ``core``: per database, minigate and the bare baseline, each on a fresh database in its
-  own process: checkout and notification at saturation (closed loop), then open loop at
-  fractions of the measured saturation. Plus the crypto floor.
+* ``core``: per database, minigate and the bare baseline side by side, each on a fresh
+  database in its own process: notification and checkout at saturation (closed loop),
+  ``--rounds`` times each, the two servers alternating (m b, b m, …) so that each round's
+  ratio comes from two phases measured back to back; then open loop at fractions of each
+  server's median saturation. Plus the crypto floor.
 * ``workers``: PostgreSQL, minigate on 1 vs 2 API processes (two ports, load split).
 * ``rows``: PostgreSQL, per-order cost with 10 k vs ``--rows`` (default 1 M) orders already
   in the database (bulk ``INSERT … SELECT generate_series``).
@@ -25,6 +27,7 @@ import os
 import platform
 import queue
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -65,6 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="soak minigate in live mode against a separate 'minigate sandbox' "
                           "process (Latipay only), so its RSS holds no simulator state")
     run.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
+    run.add_argument("--rounds", type=int, default=3,
+                     help="core: saturation phases per server and operation, minigate and "
+                          "the baseline alternating (m b b m m b …); a ratio is the median "
+                          "of the rounds' ratios (default 3)")
     run.add_argument("--rows", type=int, default=1_000_000,
                      help="orders already in the database for the large case of 'rows'")
     run.add_argument("--profile", action="store_true",
@@ -255,65 +262,76 @@ class Bench:
                                            p.seed_number, count))
 
     def core(self, p: ProviderBench, kind: str) -> None:
+        """Both servers run side by side, each on its own database. The saturation phases
+        alternate between them (m b, b m, m b, …: a drift of the machine's speed during
+        the run falls on both alike), and each round's minigate ÷ baseline ratio is taken
+        from two phases measured back to back. Then the open-loop phases, each at a
+        fraction of its own server's median saturation."""
         if not p.notifies:
             self.notes.append(f"{p.name}: notification not applicable: {p.no_notification}")
-        for target in ("minigate", "baseline"):
-            db = Database(kind, self.tmp)
-            asyncio.run(db.create(minigate_schema=target == "minigate"))
-            try:
-                # the baseline needs no seeded orders: any number is accepted once
-                pool = self.pool_size(1 + sum(self.args.fractions)) \
-                    if target == "minigate" else 10**8
-                ids = self.seed(db, p, pool) if target == "minigate" else []
-                servers = self.start(target, db)
-                meta = {"suite": "core", "db": kind, "server": target}
-                try:
-                    used = self._notification_phases(meta, servers, p, pool) \
-                        if p.notifies else []
-                    self._checkout_phases(meta, servers, p)
-                finally:
-                    self.stop(servers)
-                if used and target == "minigate":
-                    self._verify(db, ids, used, f"{p.name} {kind}")
-            finally:
+        targets = ("minigate", "baseline")
+        dbs = {t: Database(kind, self.tmp) for t in targets}
+        servers: dict[str, list[Server]] = {}
+        try:
+            for t in targets:
+                asyncio.run(dbs[t].create(minigate_schema=t == "minigate"))
+            # the baseline needs no seeded orders: any number is accepted once
+            extra = self.args.rounds + sum(self.args.fractions)
+            pools = {"minigate": self.pool_size(extra), "baseline": 10**8}
+            ids = self.seed(dbs["minigate"], p, pools["minigate"])
+            for t in targets:
+                servers[t] = self.start(t, dbs[t])
+            metas = {t: {"suite": "core", "db": kind, "server": t} for t in targets}
+            notified = self._interleaved("notification", metas, servers, p, pools) \
+                if p.notifies else []
+            self._interleaved("checkout", metas, servers, p, pools)
+            for t in targets:
+                self.stop(servers.pop(t))
+            if notified:
+                self._verify(dbs["minigate"], ids, notified, f"{p.name} {kind}")
+        finally:
+            for group in servers.values():
+                self.stop(group)
+            for db in dbs.values():
                 asyncio.run(db.drop())
 
-    def _notification_phases(self, meta: dict[str, Any], servers: list[Server],
-                             p: ProviderBench, pool: int) -> list[int]:
-        # Notifications first: the seeded orders are never due for reconciliation, while
-        # orders paid by checkout are queried by the reconciler 20 s later (as in production).
-        warm = self.phase(meta, self.spec("notification", servers, p, duration=1.0,
-                                          concurrency=8, pool_size=pool), servers, record=False)
-        cursor, notified = warm["pool_used"], []
-        label = f"{p.name}-{meta['db']}-notification"
-        spy = self.profile(servers, label) if meta["server"] == "minigate" else None
-        row = self.phase(meta, self.spec("notification", servers, p, pool_start=cursor,
-                                         pool_size=pool - cursor), servers)
-        self.finish_profile(spy, label)
-        cursor += row["pool_used"]
-        notified += row["notified"]
-        sat_n = row["throughput"]
-        for f in self.args.fractions:
-            row = self.phase(meta | {"fraction": f},
-                             self.spec("notification", servers, p, mode="open",
-                                       rate=max(1.0, f * sat_n), pool_start=cursor,
-                                       pool_size=pool - cursor), servers)
-            cursor += row["pool_used"]
-            notified += row["notified"]
-        return notified
+    def _interleaved(self, op: str, metas: dict[str, dict[str, Any]],
+                     servers: dict[str, list[Server]], p: ProviderBench,
+                     pools: dict[str, int]) -> list[int]:
+        """Warm-up, the alternating saturation rounds, then the open-loop phases; the
+        indices of minigate's notified seeded orders."""
+        cursor = dict.fromkeys(servers, 0)
+        notified: list[int] = []
 
-    def _checkout_phases(self, meta: dict[str, Any], servers: list[Server],
-                         p: ProviderBench) -> None:
-        self.phase(meta, self.spec("checkout", servers, p, duration=1.0, concurrency=8),
-                   servers, record=False)
-        label = f"{p.name}-{meta['db']}-checkout"
-        spy = self.profile(servers, label) if meta["server"] == "minigate" else None
-        sat = self.phase(meta, self.spec("checkout", servers, p), servers)
-        self.finish_profile(spy, label)
+        def run(target: str, meta: dict[str, Any], record: bool = True,
+                **kw: Any) -> dict[str, Any]:
+            if op == "notification":
+                kw |= {"pool_start": cursor[target], "pool_size": pools[target] - cursor[target]}
+            row = self.phase(meta, self.spec(op, servers[target], p, **kw), servers[target],
+                             record)
+            if op == "notification":
+                cursor[target] += row["pool_used"]
+                if target == "minigate":
+                    notified.extend(row["notified"])
+            return row
+
+        for target in servers:
+            run(target, metas[target], record=False, duration=1.0, concurrency=8)
+        saturation: dict[str, list[float]] = {t: [] for t in servers}
+        label = f"{p.name}-{metas['minigate']['db']}-{op}"
+        order = list(servers)
+        for r in range(max(1, self.args.rounds)):
+            for target in (order if r % 2 == 0 else order[::-1]):
+                first = target == "minigate" and r == 0
+                spy = self.profile(servers[target], label) if first else None
+                row = run(target, metas[target] | {"round": r + 1})
+                self.finish_profile(spy, label)
+                saturation[target].append(row["throughput"])
         for f in self.args.fractions:
-            self.phase(meta | {"fraction": f},
-                       self.spec("checkout", servers, p, mode="open",
-                                 rate=max(1.0, f * sat["throughput"])), servers)
+            for target in servers:
+                rate = max(1.0, f * statistics.median(saturation[target]))
+                run(target, metas[target] | {"fraction": f}, mode="open", rate=rate)
+        return notified
 
     def _verify(self, db: Database, ids: list[str], notified: list[int], scope: str) -> None:
         sample = sorted(set(notified))[::max(1, len(set(notified)) // 50)][:50]

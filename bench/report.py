@@ -69,6 +69,8 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
             suite += f" ({p['processes']} proc)"
         if "history_rows" in p:
             suite += f" ({p['history_rows']:,} orders)"
+        if "round" in p:
+            suite += f" (round {p['round']})"
         out.append(
             f"| {suite} | {p['db']} | {p['server']} | {p['op']} | "
             f"{p['mode']}{'' if p['mode'] == 'open' else ' x' + str(p['concurrency'])} | "
@@ -80,11 +82,15 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
 
 
 def _ratio_table(rows: list[dict[str, Any]]) -> list[str]:
-    out = ["| db | op | minigate ops/s | baseline ops/s | ratio | minigate CPU ms/op | "
+    """Ratios: the median of the rounds' (each round's in brackets); ops/s and CPU: each
+    server's median."""
+    out = ["| db | op | minigate ops/s | baseline ops/s | ratio (rounds) | minigate CPU ms/op | "
            "baseline CPU ms/op |", "|---|---|---|---|---|---|---|"]
     for r in rows:
+        rounds = r.get("rounds") or []
+        each = f" ({', '.join(f'{v:.2f}' for v in rounds)})" if len(rounds) > 1 else ""
         out.append(f"| {r['db']} | {r['op']} | {_fmt(r['minigate'])} | {_fmt(r['baseline'])} | "
-                   f"{r['ratio']:.2f} | {_fmt(r['minigate_cpu_ms'])} | "
+                   f"{r['ratio']:.2f}{each} | {_fmt(r['minigate_cpu_ms'])} | "
                    f"{_fmt(r['baseline_cpu_ms'])} |")
     return out
 

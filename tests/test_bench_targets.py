@@ -173,3 +173,25 @@ def test_soak_without_samples() -> None:
     assert soak.summarise([], "minigate:1", "soak/x/pg", 10.0) == {"samples": 0}
     assert soak.slope([(1.0, 2.0)]) == 0.0
     assert targets.targets({"phases": [], "soaks": [{"rss": {"samples": 0}}]})
+
+
+def test_rounds_pair_in_order_and_the_ratio_is_their_median() -> None:
+    """Round i of minigate is compared with round i of the baseline (measured back to
+    back), not the best of one with the worst of the other."""
+    def closed(server: str, rnd: int, ops: float, cpu: float) -> dict[str, Any]:
+        return {"suite": "core", "mode": "closed", "provider": "latipay", "db": "sqlite",
+                "op": "checkout", "server": server, "round": rnd, "throughput": ops,
+                "cpu_ms_per_op": cpu}
+
+    # The machine slows down in round 2: both servers slow together.
+    phases = [closed("minigate", 1, 80, 10.0), closed("baseline", 1, 100, 8.0),
+              closed("baseline", 2, 50, 16.0), closed("minigate", 2, 45, 18.0),
+              closed("minigate", 3, 84, 10.0), closed("baseline", 3, 100, 8.0)]
+    (r,) = targets.ratios(phases)
+    assert r["rounds"] == [0.8, 0.9, 0.84]
+    assert r["ratio"] == 0.84  # the median pair; the medians of each server give 0.8
+    assert r["minigate"] == 80 and r["baseline"] == 100
+    assert r["cpu_rounds"] == [1.25, 1.125, 1.25] and r["cpu_ratio"] == 1.25
+    row = next(t for t in targets.targets({"ratios": [r], "phases": phases})
+               if t["target"].startswith("checkout throughput"))
+    assert row["verdict"] == "met" and "median of 0.80, 0.90, 0.84" in row["shown"]
