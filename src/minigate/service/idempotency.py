@@ -167,6 +167,12 @@ class ResponseBox:
 
 
 @functools.lru_cache(maxsize=16)
+def _box(api_key: str) -> ResponseBox:
+    """One box per API key (AES-GCM objects are stateless: each call brings its nonce)."""
+    return ResponseBox(api_key)
+
+
+@functools.lru_cache(maxsize=16)
 def _derive(api_key: str) -> bytes:
     return HKDF(hashes.SHA256(), 32, salt=None,
                 info=b"minigate idempotency responses v1").derive(api_key.encode())
@@ -179,7 +185,7 @@ async def run_idempotent(
     scope = scope_for(api_key)
     if key is None:
         return await _as_response(operation, Attempt(scope, None))
-    box = ResponseBox(api_key)
+    box = _box(api_key)
     attempt_or_replay = await _begin(ctx, scope, key, fingerprint, box)
     if isinstance(attempt_or_replay, tuple):
         return attempt_or_replay
