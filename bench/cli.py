@@ -27,6 +27,7 @@ import os
 import platform
 import queue
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -105,6 +106,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.fractions = [0.5] if args.quick else [0.25, 0.5, 0.75]
     args.dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     return args
+
+
+def _pause_all_but(target: str | None, servers: dict[str, list[Server]]) -> None:
+    """SIGSTOP every server but ``target``'s (None: resume them all). The server not being
+    measured must not run at all: left running, it went on with its own background work
+    (minigate's job runner, the simulators) on the same two cores while the other was
+    measured, and the second phase of every round came out up to twice as costly."""
+    for name, group in servers.items():
+        for server in group:
+            if server.proc is not None and server.proc.poll() is None:
+                os.kill(server.pid, signal.SIGCONT if target in (None, name)
+                        else signal.SIGSTOP)
 
 
 class Bench:
@@ -290,6 +303,7 @@ class Bench:
             if notified:
                 self._verify(dbs["minigate"], ids, notified, f"{p.name} {kind}")
         finally:
+            _pause_all_but(None, servers)  # a stopped process would not see its SIGTERM
             for group in servers.values():
                 self.stop(group)
             for db in dbs.values():
@@ -305,6 +319,7 @@ class Bench:
 
         def run(target: str, meta: dict[str, Any], record: bool = True,
                 **kw: Any) -> dict[str, Any]:
+            _pause_all_but(target, servers)
             if op == "notification":
                 kw |= {"pool_start": cursor[target], "pool_size": pools[target] - cursor[target]}
             row = self.phase(meta, self.spec(op, servers[target], p, **kw), servers[target],
@@ -331,6 +346,7 @@ class Bench:
             for target in servers:
                 rate = max(1.0, f * statistics.median(saturation[target]))
                 run(target, metas[target] | {"fraction": f}, mode="open", rate=rate)
+        _pause_all_but(None, servers)
         return notified
 
     def _verify(self, db: Database, ids: list[str], notified: list[int], scope: str) -> None:
