@@ -69,10 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="soak minigate in live mode against a separate 'minigate sandbox' "
                           "process (Latipay only), so its RSS holds no simulator state")
     run.add_argument("--concurrency", type=int, default=32, help="closed-loop workers")
-    run.add_argument("--rounds", type=int, default=3,
-                     help="core: saturation phases per server and operation, minigate and "
-                          "the baseline alternating (m b b m m b …); a ratio is the median "
-                          "of the rounds' ratios (default 3)")
+    run.add_argument("--rounds", type=int, default=2,
+                     help="core: saturation phases per server and operation, an even number: "
+                          "minigate and the baseline alternating which goes first (m b, b m, "
+                          "…); a ratio is the geometric mean of the rounds' ratios (default 2)")
     run.add_argument("--rows", type=int, default=1_000_000,
                      help="orders already in the database for the large case of 'rows'")
     run.add_argument("--profile", action="store_true",
@@ -97,6 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(str(exc))
     if args.soak_live and args.providers != ["latipay"]:
         parser.error("--soak-live drives Latipay only: add --provider latipay")
+    if args.rounds < 1 or (args.rounds > 1 and args.rounds % 2):
+        parser.error("--rounds must be 1 or even: each server must go first as often as "
+                     "second (the second of a round measures slower)")
     explicit_duration = args.duration
     if args.duration is None:
         args.duration = 5.0 if args.quick else 15.0
@@ -277,8 +280,9 @@ class Bench:
     def core(self, p: ProviderBench, kind: str) -> None:
         """Both servers run side by side, each on its own database. The saturation phases
         alternate between them (m b, b m, m b, …: a drift of the machine's speed during
-        the run falls on both alike), and each round's minigate ÷ baseline ratio is taken
-        from two phases measured back to back. Then the open-loop phases, each at a
+        the run falls on both alike, and each goes second, just after the other, as often
+        as first), and each round's minigate ÷ baseline ratio is taken from two phases
+        measured back to back. Then the open-loop phases, each at a
         fraction of its own server's median saturation."""
         if not p.notifies:
             self.notes.append(f"{p.name}: notification not applicable: {p.no_notification}")
@@ -317,9 +321,18 @@ class Bench:
         cursor = dict.fromkeys(servers, 0)
         notified: list[int] = []
 
+        last: list[str] = []
+
         def run(target: str, meta: dict[str, Any], record: bool = True,
                 **kw: Any) -> dict[str, Any]:
             _pause_all_but(target, servers)
+            if record and last and last[-1] != target:
+                # The first seconds after a switch are costlier for the server that
+                # resumes: not measured. (The phase after it still measures slower than one
+                # that follows the same server's own phase; hence an even number of rounds.)
+                last.append(target)
+                run(target, meta, record=False, duration=2.0)
+            last.append(target)
             if op == "notification":
                 kw |= {"pool_start": cursor[target], "pool_size": pools[target] - cursor[target]}
             row = self.phase(meta, self.spec(op, servers[target], p, **kw), servers[target],

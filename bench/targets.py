@@ -44,8 +44,10 @@ def _keys(phases: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def ratios(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """minigate ÷ baseline per provider, database and operation. With several rounds, the
     i-th saturation phase of each server makes the i-th pair (measured back to back); the
-    ratio is the median of the pairs' ratios, and ``rounds`` lists them all. The
-    throughputs and CPU figures shown are each server's median."""
+    ratio is the geometric mean of the pairs' ratios, and ``rounds`` lists them all. The
+    rounds alternate which server goes first (m b, b m): the server that goes second, just
+    after the other one, measures slower on this machine, so only an even number of rounds
+    treats both alike. The throughputs and CPU figures shown are each server's median."""
     out = []
     for provider, db in _keys(phases):
         for op in OPS:
@@ -60,10 +62,11 @@ def ratios(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"provider": provider, "db": db, "op": op,
                         "minigate": statistics.median(m["throughput"] for m, _ in pairs),
                         "baseline": statistics.median(b["throughput"] for _, b in pairs),
-                        "ratio": statistics.median(rounds), "rounds": rounds,
+                        "ratio": statistics.geometric_mean(rounds), "rounds": rounds,
                         "minigate_cpu_ms": _median_of(m["cpu_ms_per_op"] for m, _ in pairs),
                         "baseline_cpu_ms": _median_of(b["cpu_ms_per_op"] for _, b in pairs),
-                        "cpu_ratio": statistics.median(cpu_rounds) if cpu_rounds else None,
+                        "cpu_ratio": (statistics.geometric_mean(cpu_rounds) if cpu_rounds
+                                      else None),
                         "cpu_rounds": cpu_rounds})
     return out
 
@@ -141,13 +144,13 @@ def _ratio_rows(result: dict[str, Any], op: str, name: str, threshold: float, *,
 
 
 def _shown(value: float, rounds: list[float] | None, figures: str) -> str:
-    """``93 / 138 ops/s = 0.67×`` for one round; with more, the median of the rounds'
-    ratios, each round's, and the servers' medians: ``0.70× = median of 0.67, 0.70,
-    0.74 (medians 93 / 138 ops/s)``."""
+    """``93 / 138 ops/s = 0.67×`` for one round; with more, the geometric mean of the
+    rounds' ratios, each round's, and the servers' medians: ``0.74× = geometric mean of
+    1.02, 0.53 (medians 102 / 121 ops/s)``."""
     if not rounds or len(rounds) < 2:
         return f"{figures} = {value:.2f}×"
     each = ", ".join(f"{v:.2f}" for v in rounds)
-    return f"{value:.2f}× = median of {each} (medians {figures})"
+    return f"{value:.2f}× = geometric mean of {each} (medians {figures})"
 
 
 def _throughput(result: dict[str, Any], op: str, minimum: float) -> list[dict[str, Any]]:

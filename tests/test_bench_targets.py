@@ -175,23 +175,33 @@ def test_soak_without_samples() -> None:
     assert targets.targets({"phases": [], "soaks": [{"rss": {"samples": 0}}]})
 
 
-def test_rounds_pair_in_order_and_the_ratio_is_their_median() -> None:
+def test_rounds_pair_in_order_and_the_ratio_is_their_geometric_mean() -> None:
     """Round i of minigate is compared with round i of the baseline (measured back to
-    back), not the best of one with the worst of the other."""
+    back), not the best of one with the worst of the other; the server that goes second
+    in a round measures slower, and the rounds alternate, so the mean treats both alike."""
     def closed(server: str, rnd: int, ops: float, cpu: float) -> dict[str, Any]:
         return {"suite": "core", "mode": "closed", "provider": "latipay", "db": "sqlite",
                 "op": "checkout", "server": server, "round": rnd, "throughput": ops,
                 "cpu_ms_per_op": cpu}
 
-    # The machine slows down in round 2: both servers slow together.
-    phases = [closed("minigate", 1, 80, 10.0), closed("baseline", 1, 100, 8.0),
-              closed("baseline", 2, 50, 16.0), closed("minigate", 2, 45, 18.0),
-              closed("minigate", 3, 84, 10.0), closed("baseline", 3, 100, 8.0)]
+    # m first, then b (slowed); b first, then m (slowed).
+    phases = [closed("minigate", 1, 100, 8.0), closed("baseline", 1, 50, 16.0),
+              closed("baseline", 2, 100, 8.0), closed("minigate", 2, 50, 18.0)]
     (r,) = targets.ratios(phases)
-    assert r["rounds"] == [0.8, 0.9, 0.84]
-    assert r["ratio"] == 0.84  # the median pair; the medians of each server give 0.8
-    assert r["minigate"] == 80 and r["baseline"] == 100
-    assert r["cpu_rounds"] == [1.25, 1.125, 1.25] and r["cpu_ratio"] == 1.25
+    assert r["rounds"] == [2.0, 0.5]
+    assert abs(r["ratio"] - 1.0) < 1e-9  # the penalties cancel
+    assert r["cpu_rounds"] == [0.5, 2.25] and abs(r["cpu_ratio"] - 1.0607) < 1e-3
     row = next(t for t in targets.targets({"ratios": [r], "phases": phases})
                if t["target"].startswith("checkout throughput"))
-    assert row["verdict"] == "met" and "median of 0.80, 0.90, 0.84" in row["shown"]
+    assert row["verdict"] == "met" and "geometric mean of 2.00, 0.50" in row["shown"]
+
+
+def test_an_odd_number_of_rounds_is_refused() -> None:
+    import pytest
+
+    from bench.cli import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["run", "--rounds", "3"])
+    assert parse_args(["run", "--rounds", "4"]).rounds == 4
+    assert parse_args(["run"]).rounds == 2
