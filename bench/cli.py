@@ -320,19 +320,18 @@ class Bench:
         indices of minigate's notified seeded orders."""
         cursor = dict.fromkeys(servers, 0)
         notified: list[int] = []
-
-        last: list[str] = []
+        previous: str | None = None  # the server that ran the last phase
 
         def run(target: str, meta: dict[str, Any], record: bool = True,
                 **kw: Any) -> dict[str, Any]:
+            nonlocal previous
             _pause_all_but(target, servers)
-            if record and last and last[-1] != target:
+            switched, previous = previous not in (None, target), target
+            if record and switched:
                 # The first seconds after a switch are costlier for the server that
                 # resumes: not measured. (The phase after it still measures slower than one
                 # that follows the same server's own phase; hence an even number of rounds.)
-                last.append(target)
                 run(target, meta, record=False, duration=2.0)
-            last.append(target)
             if op == "notification":
                 kw |= {"pool_start": cursor[target], "pool_size": pools[target] - cursor[target]}
             row = self.phase(meta, self.spec(op, servers[target], p, **kw), servers[target],
