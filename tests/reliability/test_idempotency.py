@@ -96,3 +96,55 @@ async def test_keys_are_scoped_per_api_key(sqlite_gateway: Harness) -> None:
     r2 = await run_idempotent(ctx, "key-b", "same", "fp", lambda _: op("b"))
     r3 = await run_idempotent(ctx, "key-a", "same", "fp", lambda _: op("a2"))
     assert calls == ["a", "b"] and r1 == r3 == (201, {"tag": "a"}) and r2[1] == {"tag": "b"}
+
+
+# --- order creation stores its key in its own statement (one_statement) ----------------
+
+
+async def _key_record(gw: Harness, key: str) -> IdempotencyRecord | None:
+    async with gw.ctx.sessions() as session:
+        return await session.get(IdempotencyRecord, (scope_for(API_KEY), key))
+
+
+async def test_a_keyed_create_writes_key_order_and_event_in_one_statement(
+        gateway: Harness) -> None:
+    gw = gateway
+    before = gw.ctx.hot.statements
+    status, body = await _post(gw, "one-1", {**BODY, "merchant_reference": "M-one-1"})
+    assert status == 201
+    assert gw.ctx.hot.statements - before == 1  # no separate claim of the key
+    stored = await _key_record(gw, "one-1")
+    assert stored is not None and stored.state == "done"
+    assert stored.recovery_point == "finished" and stored.response_status == 201
+    assert await _post(gw, "one-1", {**BODY, "merchant_reference": "M-one-1"}) == (201, body)
+
+
+async def test_concurrent_creates_with_one_key_make_one_order(gateway: Harness) -> None:
+    import asyncio
+
+    gw = gateway
+    body = {**BODY, "merchant_reference": "M-race"}
+    answers = await asyncio.gather(*(_post(gw, "race-1", body) for _ in range(8)))
+    created = [a for s, a in answers if s == 201]
+    assert created and all(a == created[0] for a in created)
+    assert all(s == 201 or (s == 409 and a["error"]["code"] == "idempotency_key_in_use")
+               for s, a in answers)
+    assert [o["merchant_reference"] for o in
+            (await gw.api.get("/v1/orders", headers=gw.merchant())).json()["data"]] == ["M-race"]
+
+
+async def test_a_refused_create_keeps_the_classic_key_rules(gateway: Harness) -> None:
+    """A duplicate merchant_reference under a new key: the one statement wrote nothing, so
+    the request took the claim path: a 409 that is not stored (the key is released and
+    runs again), and the key stays bound to its body."""
+    gw = gateway
+    body = {**BODY, "merchant_reference": "M-dup"}
+    assert (await _post(gw, "dup-a", body))[0] == 201
+    for _ in range(2):
+        status, answer = await _post(gw, "dup-b", body)
+        assert status == 409 and answer["error"]["code"] == "duplicate_merchant_reference"
+    stored = await _key_record(gw, "dup-b")
+    assert stored is not None and stored.state == "in_flight" and stored.response_body is None
+    status, answer = await _post(gw, "dup-b", {**body, "merchant_reference": "M-dup-2"})
+    assert status == 422 and answer["error"]["code"] == "idempotency_key_reused"
+    assert await _order_count(gw) == 1

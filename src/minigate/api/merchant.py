@@ -89,7 +89,8 @@ async def _create_order(ctx: ServiceContext, body: CreateOrder, api_key: str,
         return 201, await orders.create_order(ctx, cmd, attempt)
 
     status, payload = await run_idempotent(
-        ctx, api_key, key, request_fingerprint("POST /v1/orders", body.model_dump()), run)
+        ctx, api_key, key, request_fingerprint("POST /v1/orders", body.model_dump()), run,
+        one_statement=True)
     return JSONAnswer(payload, status)
 
 

@@ -6,6 +6,13 @@ before or after the first attempt died — resumes instead of starting again.
 
 * First request with a key: a record is inserted ``in_flight`` with a lock (its own short
   transaction, so a concurrent duplicate sees it and gets 409).
+* An operation that is one statement with no call outside the database (creating an order)
+  skips that claim: its first attempt inserts the key already ``done``, with the answer, in
+  the statement that creates the resource (:func:`run_idempotent` with
+  ``one_statement=True``). That statement writes all or nothing, so if it fails for any
+  reason — the key is already stored, the resource is refused — nothing was written and the
+  request simply takes the path above, which finds the key (and replays, or answers 409 or
+  422) or claims it.
 * The operation advances the record's **recovery point** inside the transaction that
   creates its resource (:meth:`Attempt.advance`): the order row with its key, the refund
   reservation with its key. The point moves only from the value the attempt read, so two
@@ -86,6 +93,9 @@ class Attempt:
     resource_id: str | None = None
     sealed: tuple[int, str] | None = None
     _box: ResponseBox | None = None
+    #: The key's whole record, for an attempt that inserts it with its answer in the
+    #: resource's own statement (``one_statement``); None when the key is already stored.
+    fresh: dict[str, Any] | None = None
 
     @property
     def resumed(self) -> bool:
@@ -129,15 +139,24 @@ class Attempt:
 
     def completion(self, status: int, body: dict[str, Any]) -> dict[str, Any] | None:
         """The values with which :meth:`complete`'s conditional UPDATE stores the answer
-        (``store.hot.COMPLETE_KEY`` on the lean path); None without a key. After that
-        UPDATE changed exactly one row, call :meth:`completed`."""
+        (``store.hot.COMPLETE_KEY`` on the lean path); None without a key. For a
+        :attr:`fresh` attempt, the whole record to INSERT instead, done, with the answer
+        (``store.hot.INSERT_KEY``). After that statement wrote exactly one row, call
+        :meth:`completed`."""
         if self.key is None or self._box is None:
             return None
+        if self.fresh is not None:
+            return self.fresh | {"state": "done", "recovery_point": "finished",
+                                 "response_status": status,
+                                 "response_body": self._box.seal(body)}
         return {"scope": self.scope, "key": self.key, "from_point": self.recovery_point,
                 "status": status, "body": self._box.seal(body)}
 
     def completed(self, values: dict[str, Any]) -> None:
-        self.sealed = (values["status"], values["body"])
+        if self.fresh is not None:
+            self.sealed = (values["response_status"], values["response_body"])
+        else:
+            self.sealed = (values["status"], values["body"])
 
 
 def key_taken() -> Conflict:
@@ -180,12 +199,32 @@ def _derive(api_key: str) -> bytes:
 
 async def run_idempotent(
     ctx: ServiceContext, api_key: str, key: str | None, fingerprint: str, operation: Operation,
+    *, one_statement: bool = False,
 ) -> tuple[int, dict[str, Any]]:
-    """Run ``operation`` at most once per (API key, Idempotency-Key); (HTTP status, body)."""
+    """Run ``operation`` at most once per (API key, Idempotency-Key); (HTTP status, body).
+
+    ``one_statement``: the operation writes nothing outside one statement, and calls
+    nothing outside the database, and that statement stores a :attr:`Attempt.fresh` key's
+    answer with the resource (:meth:`Attempt.completion`). Its first attempt then runs
+    without a claim; unless it stored its answer, it wrote nothing, and the request runs
+    as any other (a stored key is replayed or refused, a new one is claimed)."""
     scope = scope_for(api_key)
     if key is None:
         return await _as_response(operation, Attempt(scope, None))
     box = _box(api_key)
+    if one_statement:
+        now = ctx.clock.now()
+        first = Attempt(scope, key, _box=box, fresh=dict(
+            scope=scope, key=key, request_hash=fingerprint, resource_id=None, owner=PROCESS,
+            locked_until=now + LOCK, created_at=now))
+        try:
+            status, body = await operation(first)
+        except Exception as exc:
+            if database_unavailable(exc):  # the path below would only fail the same way
+                raise
+        else:
+            if first.sealed is not None:
+                return status, body
     attempt_or_replay = await _begin(ctx, scope, key, fingerprint, box)
     if isinstance(attempt_or_replay, tuple):
         return attempt_or_replay

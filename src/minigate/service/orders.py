@@ -24,6 +24,7 @@ from minigate.store import repo
 from minigate.store.hot import (
     COMPLETE_KEY,
     INSERT_EVENT,
+    INSERT_KEY,
     INSERT_ORDER,
     Many,
     Work,
@@ -75,6 +76,8 @@ async def create_order(ctx: ServiceContext, cmd: NewOrder,
     try:
         view = await _create(ctx, order, token, cmd, attempt, now)
     except IntegrityError:
+        if attempt is not None and attempt.fresh is not None:
+            raise  # maybe the key is stored already: run_idempotent finds out
         existing = await _order_id_by_reference(ctx, cmd.merchant_reference)
         if existing is None:
             raise
@@ -89,6 +92,9 @@ _CREATE = Many(INSERT_ORDER, INSERT_EVENT)
 #: The key's stored answer first: the order and its event are written only if the key was
 #: still this attempt's to complete (one statement, so atomic with no transaction around).
 _CREATE_KEYED = Many(COMPLETE_KEY, INSERT_ORDER, INSERT_EVENT, guard=True)
+#: A key not stored yet (``run_idempotent(one_statement=True)``): the key, done, with its
+#: answer, the order and its event; a key already stored fails the statement as a whole.
+_CREATE_FRESH = Many(INSERT_KEY, INSERT_ORDER, INSERT_EVENT)
 
 
 async def _create(ctx: ServiceContext, order: Order, token: str, cmd: NewOrder,
@@ -105,6 +111,9 @@ async def _create(ctx: ServiceContext, order: Order, token: str, cmd: NewOrder,
     def work() -> Work[None]:
         if completion is None:
             yield _CREATE, [values(order), event]
+            return
+        if attempt is not None and attempt.fresh is not None:
+            yield _CREATE_FRESH, [completion, values(order), event]
             return
         stored, *_ = yield _CREATE_KEYED, [completion, values(order), event]
         if stored != 1:  # nothing was written

@@ -291,6 +291,8 @@ def _insert_all(model: type[Any]) -> Sql:
 
 _INSERT_ROW = {model: _insert_all(model) for model in (Order, Payment, IdempotencyRecord)}
 INSERT_ORDER = _INSERT_ROW[Order]
+#: A keyed request's record, inserted whole (with its answer, for a one-statement operation).
+INSERT_KEY = _INSERT_ROW[IdempotencyRecord]
 
 #: Store a keyed request's answer with the resource (``Attempt.complete``'s statement).
 COMPLETE_KEY = Sql(
@@ -520,10 +522,13 @@ def _run_batch(conn: sqlite3.Connection, dialect: Dialect, works: list[Work[Any]
                begin: bool = False) -> list[tuple[bool, Any]]:
     """Each transaction in its own savepoint, then one COMMIT: (True, value) or (False,
     exception) per transaction. Raises (everything rolled back) if the commit fails or a
-    savepoint cannot be rolled back."""
+    savepoint cannot be rolled back. A batch of one needs no savepoint: the transaction
+    is the batch's, and rolling it back undoes that one alone."""
     if begin:
         conn.execute("BEGIN IMMEDIATE")
     try:
+        if len(works) == 1:
+            return [_run_alone(conn, dialect, works[0])]
         outcomes = []
         for work in works:
             conn.execute("SAVEPOINT hot")
@@ -549,6 +554,27 @@ def _run_batch(conn: sqlite3.Connection, dialect: Dialect, works: list[Work[Any]
         if conn.in_transaction:
             conn.rollback()
         raise
+
+
+def _run_alone(conn: sqlite3.Connection, dialect: Dialect, work: Work[Any]
+               ) -> tuple[bool, Any]:
+    """:func:`_run_batch` for a batch of one: the same outcomes, with the transaction's own
+    ROLLBACK in place of a savepoint's."""
+    try:
+        value = _drive_sqlite(conn, dialect, work)
+    except Rollback as stop:
+        conn.rollback()
+        return True, stop.value
+    except sqlite3.IntegrityError as exc:
+        conn.rollback()
+        error = IntegrityError(None, None, exc)
+        error.__cause__ = exc
+        return False, error
+    except Exception as exc:
+        conn.rollback()
+        return False, exc
+    conn.commit()
+    return True, value
 
 
 def _drive_sqlite(conn: sqlite3.Connection, dialect: Dialect, work: Work[T]) -> T:
