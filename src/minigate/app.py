@@ -40,6 +40,7 @@ from minigate.sandbox.world import SandboxWorld
 from minigate.service.context import ServiceContext
 from minigate.service.notifications import MAX_BODY
 from minigate.store.db import make_engine, migrate, session_factory
+from minigate.store.hot import hot_store
 from minigate.transport import HttpxTransport
 
 log = logging.getLogger("minigate")
@@ -110,6 +111,7 @@ class Runtime:
             await self.transport.aclose_tls_clients()
         await self.http.aclose()
         if self.engine is not None:
+            hot_store(self.engine).close()
             await self.engine.dispose()
 
 

@@ -200,3 +200,66 @@ async def test_sqlite_waits_for_another_process_lock_without_stopping_the_loop(
     finally:
         other.close()
         await engine.dispose()
+
+
+async def test_sqlite_lone_read_neither_waits_for_the_writer_nor_sees_its_uncommitted_rows(
+    sqlite_url: str,
+) -> None:
+    """``read`` on SQLite uses a read-only connection of its own: while a session holds the
+    engine's one connection mid-transaction, a read still answers, with what was committed."""
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    try:
+        await store.transaction(hot.insert(_order(20)))
+        async with session_factory(engine)() as session, session.begin():
+            session.add(_order(21))
+            await session.flush()  # written, not committed; the pool's connection is taken
+            rows = await asyncio.wait_for(
+                store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot20"), timeout=10)
+            assert [r["id"] for r in rows] == ["ord_hot20"]
+            assert await asyncio.wait_for(
+                store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot21"), timeout=10) == []
+        rows = await store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot21")
+        assert [r["id"] for r in rows] == ["ord_hot21"]  # committed now
+        reader = store._reader
+        assert reader is not None
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.execute("DELETE FROM orders")
+    finally:
+        store.close()
+        await engine.dispose()
+
+
+async def test_sqlite_read_takes_the_write_path_when_its_connection_is_busy(
+    sqlite_url: str,
+) -> None:
+    """A read connection refused as busy (in WAL mode: another process recovering the WAL,
+    or holding the database exclusively) is not an error: the read takes the write
+    connection's path, which waits for locks off the event loop, and answers the same;
+    any other error is raised."""
+
+    class Refusing:
+        def __init__(self, message: str) -> None:
+            self.message = message
+
+        def execute(self, *_: Any) -> Any:
+            raise sqlite3.OperationalError(self.message)
+
+        def close(self) -> None:
+            pass
+
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    try:
+        await store.transaction(hot.insert(_order(30)))
+        store._reader = Refusing("database is locked")  # type: ignore[assignment]
+        rows = await store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot30")
+        assert [r["id"] for r in rows] == ["ord_hot30"]
+        store._reader = Refusing("disk I/O error")  # type: ignore[assignment]
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            await store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot30")
+    finally:
+        store.close()
+        await engine.dispose()

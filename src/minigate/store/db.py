@@ -29,7 +29,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # One connection: SQLite has one writer at a time anyway, and a pool of connections
         # only turns that into lock waits inside SQLite's busy handler (long sleeps, a long
         # tail). One connection queues transactions in order instead. Code must therefore
-        # never open a session while holding another (it would wait for itself).
+        # never open a session while holding another (it would wait for itself). (The lean
+        # path's lone reads use a read-only connection of their own: ``store/hot.py``.)
         # The pool's reset is ours (``_sqlite_reset``): a rollback only when a transaction
         # is open, so a connection that comes back idle costs no thread hand-off (the hot
         # path, ``store/hot.py``, returns it that way). ``check_same_thread=False``: the hot

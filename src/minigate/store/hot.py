@@ -15,7 +15,9 @@ driver directly:
   IMMEDIATE … COMMIT``, each in its own savepoint (group commit, :class:`HotStore`). If
   another process holds the write lock, ``BEGIN IMMEDIATE`` fails at once (busy timeout 0
   for that statement) and the batch runs instead on the connection's own thread, which
-  waits for the lock without stopping the event loop. On **PostgreSQL** each statement is
+  waits for the lock without stopping the event loop. A lone read (:meth:`HotStore.read`)
+  runs at once on a read-only connection of its own, which writes nothing and so cannot
+  break the one-writer rule. On **PostgreSQL** each statement is
   one asyncpg round trip, with asyncpg's prepared-statement cache, and writes that need
   nothing from one another go in one statement (:class:`Many`);
 * a generator that raises :class:`Rollback` rolls back and returns its value; any other
@@ -369,17 +371,55 @@ class HotStore:
         self._queue: list[tuple[Work[Any], asyncio.Future[Any]]] = []
         self._flushing = False
         self._flusher: asyncio.Task[None] | None = None  # a reference keeps it alive
+        #: SQLite: the database file for :attr:`_reader` (None: in memory, or a URI).
+        self._reader_path = _database_file(engine) if self.sqlite else None
+        self._reader: sqlite3.Connection | None = None
 
     async def read(self, sql: Sql, **params: Any) -> list[Row]:
-        """One statement that only reads."""
+        """One statement that only reads: what was committed when it runs.
+
+        On SQLite it runs at once on a read-only connection of its own (in WAL mode a
+        reader neither waits for the writer nor holds it up), so it neither queues behind
+        the write batches nor pays for a transaction; only if that connection reports the
+        database busy (another process recovering the WAL, say) does it take the write
+        connection's path. On PostgreSQL it is one autocommitted statement."""
 
         def work() -> Work[list[Row]]:
             rows: list[Row] = yield sql, params
             return rows
 
         if self.sqlite:
+            if self._reader_path is not None:
+                rows = self._read_now(sql, params)
+                if rows is not None:
+                    return rows
             return await self._batched(work())
         return await self._asyncpg(work(), transaction=False)
+
+    def _read_now(self, sql: Sql, params: dict[str, Any]) -> list[Row] | None:
+        assert self._reader_path is not None
+        try:
+            if self._reader is None:
+                self._reader = _open_reader(self._reader_path)
+            prepared = sql.prepared(self.dialect)
+            cursor = self._reader.execute(prepared.sql, prepared.args(params))
+            try:
+                rows = prepared.rows(cursor.fetchall())
+            finally:
+                cursor.close()
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            return None
+        self.statements += 1
+        return rows
+
+    def close(self) -> None:
+        """Close what this store opened of its own (SQLite's read connection); the engine
+        keeps its pool. Safe to call twice; a later read opens the connection again."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
     async def transaction(self, work: Work[T]) -> T:
         if self.sqlite:
@@ -655,6 +695,30 @@ async def _rollback(conn: Any, began: bool) -> None:
 
 
 _stores: weakref.WeakKeyDictionary[AsyncEngine, HotStore] = weakref.WeakKeyDictionary()
+
+
+def _database_file(engine: AsyncEngine) -> str | None:
+    """The SQLite database's file, or None for an in-memory database or a URI filename
+    (each connection would open a database of its own, or a file given by its query)."""
+    url = engine.url
+    name = url.database
+    if not name or name == ":memory:" or name.startswith("file:") or url.query:
+        return None
+    return name
+
+
+def _open_reader(path: str) -> sqlite3.Connection:
+    """A read-only connection for :meth:`HotStore.read`: autocommit (each statement its
+    own read transaction), never waiting for a lock (busy: the caller takes the write
+    connection's path), and refusing any write."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout=0")
+        conn.execute("PRAGMA query_only=ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def hot_store(engine: AsyncEngine) -> HotStore:
