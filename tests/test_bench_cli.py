@@ -74,3 +74,14 @@ def test_live_soak_points_minigate_at_the_separate_sandbox(
     assert not settings.sandbox_mode and settings.latipay.configured
     assert settings.latipay.base_url == "http://127.0.0.1:9/sandbox/latipay"
     assert settings.wechat_login.base_url == "http://127.0.0.1:9/sandbox/wechat-login"
+
+
+def test_core_defers_reconciliation_past_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core suite's minigate asks the provider about a checkout an hour later at the
+    earliest (no benchmark checkout is paid; the baseline reconciles nothing)."""
+    from bench.cli import CORE_MINIGATE_ENV
+    from minigate.config import load_settings
+
+    for name, value in CORE_MINIGATE_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert min(load_settings().reconcile_schedule) >= 3600
