@@ -36,6 +36,9 @@ STATUS_TEXT: dict[int, str] = {
          "after `Retry-After` seconds",
 }
 
+#: The sandbox's paths (the simulators, the wallet) start with this.
+SANDBOX = "/sandbox/"
+
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
                                 "schema": {"type": "integer", "minimum": 0}}}
 
@@ -120,7 +123,11 @@ def finish(schema: dict[str, Any], notify_paths: Mapping[str, Any],
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
-    schema.setdefault("paths", {}).update(notify_paths)
+    paths = schema.setdefault("paths", {})
+    paths.update(notify_paths)
+    # minigate's own API first, the sandbox's simulators after it (in sandbox mode they
+    # come first in the route table: see create_app).
+    schema["paths"] = dict(sorted(paths.items(), key=lambda item: item[0].startswith(SANDBOX)))
     create = components.get("CreateOrder")
     if create is not None and choices:
         # The branches carry the exact formats; the base keeps only the shared bounds.
