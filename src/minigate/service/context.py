@@ -29,6 +29,7 @@ class ServiceContext:
     clock: Clock
     #: Set whenever there is background work to do sooner than the next poll.
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _hot: HotStore | None = field(default=None, init=False, repr=False, compare=False)
 
     def provider(self, name: str) -> ProviderClient:
         try:
@@ -54,8 +55,12 @@ class ServiceContext:
         """The lean store path of the hot transactions (``store/hot.py``), on the engine
         the sessions are bound to."""
         bind = self.sessions.kw["bind"]
+        cached = self._hot
+        if cached is not None and cached.engine is bind:  # one lookup, not a weak-key one
+            return cached
         assert isinstance(bind, AsyncEngine)
-        return hot_store(bind)
+        self._hot = hot_store(bind)
+        return self._hot
 
     @property
     def webhooks_enabled(self) -> bool:
