@@ -44,10 +44,9 @@ def _keys(phases: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def ratios(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """minigate ÷ baseline per provider, database and operation. With several rounds, the
     i-th saturation phase of each server makes the i-th pair (measured back to back); the
-    ratio is the geometric mean of the pairs' ratios, and ``rounds`` lists them all. The
-    rounds alternate which server goes first (m b, b m): the server that goes second, just
-    after the other one, measures slower on this machine, so only an even number of rounds
-    treats both alike. The throughputs and CPU figures shown are each server's median."""
+    ratio is the geometric mean of the pairs' ratios, and ``rounds`` lists them all (every
+    measured phase follows the other server's: ``bench.cli.saturation_order``). The
+    throughputs and CPU figures shown are each server's median."""
     out = []
     for provider, db in _keys(phases):
         for op in OPS:

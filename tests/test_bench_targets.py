@@ -177,8 +177,8 @@ def test_soak_without_samples() -> None:
 
 def test_rounds_pair_in_order_and_the_ratio_is_their_geometric_mean() -> None:
     """Round i of minigate is compared with round i of the baseline (measured back to
-    back), not the best of one with the worst of the other; the server that goes second
-    in a round measures slower, and the rounds alternate, so the mean treats both alike."""
+    back), not the best of one with the worst of the other; the ratio is the rounds'
+    geometric mean."""
     def closed(server: str, rnd: int, ops: float, cpu: float) -> dict[str, Any]:
         return {"suite": "core", "mode": "closed", "provider": "latipay", "db": "sqlite",
                 "op": "checkout", "server": server, "round": rnd, "throughput": ops,
@@ -196,12 +196,22 @@ def test_rounds_pair_in_order_and_the_ratio_is_their_geometric_mean() -> None:
     assert row["verdict"] == "met" and "geometric mean of 2.00, 0.50" in row["shown"]
 
 
-def test_an_odd_number_of_rounds_is_refused() -> None:
+def test_every_measured_saturation_phase_follows_the_other_servers() -> None:
+    """A phase measures slower after the other server's phase than after its own, so every
+    measured phase has the other server's before it (the warm-ups end with the baseline),
+    for any number of rounds."""
     import pytest
 
-    from bench.cli import parse_args
+    from bench.cli import parse_args, saturation_order
 
-    with pytest.raises(SystemExit):
-        parse_args(["run", "--rounds", "3"])
-    assert parse_args(["run", "--rounds", "4"]).rounds == 4
+    for rounds in (1, 2, 3, 4):
+        order = saturation_order(rounds, ["minigate", "baseline"])
+        assert [r for r, _ in order] == [r for r in range(rounds) for _ in range(2)]
+        previous = "baseline"  # the last warm-up
+        for _, server in order:
+            assert server != previous
+            previous = server
+    assert parse_args(["run", "--rounds", "3"]).rounds == 3
     assert parse_args(["run"]).rounds == 2
+    with pytest.raises(SystemExit):
+        parse_args(["run", "--rounds", "0"])
