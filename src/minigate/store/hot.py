@@ -568,27 +568,15 @@ def _run_batch(conn: sqlite3.Connection, dialect: Dialect, works: list[Work[Any]
         conn.execute("BEGIN IMMEDIATE")
     try:
         if len(works) == 1:
-            return [_run_alone(conn, dialect, works[0])]
-        outcomes = []
-        for work in works:
-            conn.execute("SAVEPOINT hot")
-            try:
-                value = _drive_sqlite(conn, dialect, work)
-            except Rollback as stop:
-                conn.execute("ROLLBACK TO hot")
-                outcomes.append((True, stop.value))
-            except sqlite3.IntegrityError as exc:
-                conn.execute("ROLLBACK TO hot")
-                error = IntegrityError(None, None, exc)
-                error.__cause__ = exc
-                outcomes.append((False, error))
-            except Exception as exc:
-                conn.execute("ROLLBACK TO hot")
-                outcomes.append((False, exc))
-            else:
-                outcomes.append((True, value))
-            conn.execute("RELEASE hot")
-        conn.commit()
+            outcomes = [_run_one(conn, dialect, works[0], conn.rollback)]
+        else:
+            outcomes = []
+            for work in works:
+                conn.execute("SAVEPOINT hot")
+                outcomes.append(_run_one(conn, dialect, work,
+                                         partial(conn.execute, "ROLLBACK TO hot")))
+                conn.execute("RELEASE hot")
+        conn.commit()  # nothing to commit if a batch of one was rolled back
         return outcomes
     except BaseException:
         if conn.in_transaction:
@@ -596,24 +584,23 @@ def _run_batch(conn: sqlite3.Connection, dialect: Dialect, works: list[Work[Any]
         raise
 
 
-def _run_alone(conn: sqlite3.Connection, dialect: Dialect, work: Work[Any]
-               ) -> tuple[bool, Any]:
-    """:func:`_run_batch` for a batch of one: the same outcomes, with the transaction's own
-    ROLLBACK in place of a savepoint's."""
+def _run_one(conn: sqlite3.Connection, dialect: Dialect, work: Work[Any],
+             undo: Callable[[], Any]) -> tuple[bool, Any]:
+    """One transaction of a batch: (True, value), or (False, exception) after ``undo``
+    (its savepoint's rollback, or the whole transaction's for a batch of one)."""
     try:
         value = _drive_sqlite(conn, dialect, work)
     except Rollback as stop:
-        conn.rollback()
+        undo()
         return True, stop.value
     except sqlite3.IntegrityError as exc:
-        conn.rollback()
+        undo()
         error = IntegrityError(None, None, exc)
         error.__cause__ = exc
         return False, error
     except Exception as exc:
-        conn.rollback()
+        undo()
         return False, exc
-    conn.commit()
     return True, value
 
 
