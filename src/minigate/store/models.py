@@ -63,7 +63,9 @@ class Order(Base):
     description: Mapped[str] = mapped_column(String(127))
     channel: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(24), index=True)
+    #: Indexed as the first column of ``ix_orders_status_expires``, which serves a
+    #: lookup by status alone too.
+    status: Mapped[str] = mapped_column(String(24))
     client_token_hash: Mapped[str] = mapped_column(String(64))
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     refund_reserved_minor: Mapped[int] = mapped_column(BigInteger, default=0)
