@@ -200,3 +200,96 @@ async def test_a_prepay_whose_order_changed_meanwhile_takes_the_locked_path(
     # created 1 → (someone else 2, kept on PostgreSQL) → pending: one move
     on_postgres = gateway.ctx.settings.database_url.startswith("postgres")
     assert version == (3 if on_postgres else 2)
+
+
+# --- pay on an order this process has just created (``ctx.fresh_orders``) ---------------
+
+
+async def _pay(gateway: Harness, order: dict[str, Any], token: str | None = None
+               ) -> tuple[int, dict[str, Any]]:
+    r = await gateway.api.post(
+        f"/v1/client/orders/{order['id']}/pay",
+        json={"client_token": token or order["client_token"],
+              "login_code": await gateway.login_code()})
+    return r.status_code, r.json()
+
+
+async def test_pay_on_an_order_just_created_writes_without_reading_it(
+        gateway: Harness) -> None:
+    order = await gateway.create_order(provider="latipay")
+    before = gateway.ctx.hot.statements
+    status, pay = await _pay(gateway, order)
+    assert status == 200 and pay["wechat"]["paySign"]
+    assert gateway.ctx.hot.statements - before == 2  # the payment row, the prepay: no read
+    assert gateway.ctx.fresh_orders.take(order["id"]) is None  # a hint is used once
+    state, version, events, _, payment = await _facts(gateway, order["id"])
+    assert (state, version, payment) == ("pending", 2, "pending")
+    assert events.count("order.pending") == 1
+    again = await _pay(gateway, order)  # read from the database now: the same answer
+    assert again == (200, pay)
+
+
+async def test_a_hint_gone_stale_writes_nothing_and_the_order_as_it_is_decides(
+        gateway: Harness) -> None:
+    """The merchant closed the order after creating it; the hint still says "created"."""
+    order = await gateway.create_order(provider="latipay")
+    r = await gateway.api.post(f"/v1/orders/{order['id']}/close", headers=gateway.merchant())
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+    before = await gateway.row_counts()
+    status, body = await _pay(gateway, order)
+    assert (status, body["error"]["code"]) == (409, "order_closed")
+    assert await gateway.row_counts() == before  # no payment row, no event
+
+
+async def test_a_hint_for_an_order_paid_meanwhile_gives_the_payment_it_has(
+        gateway: Harness) -> None:
+    """Another replica took the first pay call; this one still holds the hint."""
+    order = await gateway.create_order(provider="latipay")
+    hint = gateway.ctx.fresh_orders.take(order["id"])
+    assert hint is not None and hint.version == 1
+    first = await _pay(gateway, order)
+    gateway.ctx.fresh_orders.add(hint)
+    before = await gateway.row_counts()
+    assert await _pay(gateway, order) == first  # the reusable payment, read back
+    assert await gateway.row_counts() == before
+
+
+async def test_a_payment_written_under_an_unchanged_order_is_used_not_doubled(
+        gateway: Harness) -> None:
+    """Another replica has written the payment row but not yet its prepay (the order is
+    still at version 1): the conditional insert fails on the unique order, and this call
+    goes on with that payment, under its provider number."""
+    order = await gateway.create_order(provider="latipay")
+    hint = gateway.ctx.fresh_orders.take(order["id"])
+    now = gateway.ctx.clock.now()
+    theirs = hot.record(Payment, id="pay_theirs", order_id=order["id"], provider="latipay",
+                        provider_order_no="MGTHEIRS0001", status="created", checks=0,
+                        created_at=now, updated_at=now, next_check_at=now)
+    await gateway.ctx.hot.steps(hot.insert(theirs))
+    gateway.ctx.fresh_orders.add(hint)
+    status, pay = await _pay(gateway, order)
+    assert status == 200 and pay["wechat"]["paySign"]
+    assert (await gateway.row_counts())["payments"] == 1
+    assert await _number(gateway, order["id"]) == "MGTHEIRS0001"
+    state, version, _, _, payment = await _facts(gateway, order["id"])
+    assert (state, version, payment) == ("pending", 2, "pending")
+
+
+async def test_a_wrong_token_is_refused_with_a_hint_too(gateway: Harness) -> None:
+    order = await gateway.create_order(provider="latipay")
+    status, body = await _pay(gateway, order, token="ct_not-this-one")
+    assert (status, body["error"]["code"]) == (401, "invalid_client_token")
+    assert (await gateway.row_counts())["payments"] == 0
+
+
+def test_fresh_orders_are_bounded_and_used_once() -> None:
+    from types import SimpleNamespace
+
+    from minigate.service.context import FreshOrders
+
+    fresh = FreshOrders(limit=2)
+    for name in ("a", "b", "c"):
+        fresh.add(SimpleNamespace(id=name))
+    assert len(fresh) == 2 and fresh.take("a") is None  # the oldest went first
+    assert fresh.take("b").id == "b" and fresh.take("b") is None
+    assert fresh.take("c").id == "c" and len(fresh) == 0

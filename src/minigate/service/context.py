@@ -7,6 +7,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,6 +21,34 @@ from minigate.store.hot import HotStore, hot_store
 log = logging.getLogger("minigate.service")
 
 
+class FreshOrders:
+    """The orders this process has just created, as it committed them, for the mini
+    program's first ``pay`` call, which usually follows within seconds: that call may
+    then skip reading the order back. An entry is a hint, never the truth: ``pay`` writes
+    the payment only if the order is still at the entry's version (one conditional
+    statement), and reads the order as it is otherwise. So an entry that has gone stale
+    (the order was cancelled, or another replica took the pay call) costs a read, and
+    losing them all (a restart) costs nothing.
+
+    Bounded: at most ``limit`` entries, the oldest dropped first; an entry is used once."""
+
+    def __init__(self, limit: int = 2048) -> None:
+        self.limit = limit
+        self._orders: dict[str, Any] = {}
+
+    def add(self, order: Any) -> None:
+        """``order``: a record of a row as committed (``store.hot.record``)."""
+        if len(self._orders) >= self.limit:
+            del self._orders[next(iter(self._orders))]  # the oldest: dicts keep order
+        self._orders[order.id] = order
+
+    def take(self, order_id: str) -> Any | None:
+        return self._orders.pop(order_id, None)
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+
 @dataclass
 class ServiceContext:
     settings: Settings
@@ -29,6 +58,8 @@ class ServiceContext:
     clock: Clock
     #: Set whenever there is background work to do sooner than the next poll.
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Orders created here, for ``pay`` (a hint: see :class:`FreshOrders`).
+    fresh_orders: FreshOrders = field(default_factory=FreshOrders, repr=False, compare=False)
     _hot: HotStore | None = field(default=None, init=False, repr=False, compare=False)
 
     def provider(self, name: str) -> ProviderClient:

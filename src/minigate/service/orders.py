@@ -120,6 +120,7 @@ async def _create(ctx: ServiceContext, order: Order, token: str, cmd: NewOrder,
             raise key_taken()
 
     await ctx.hot.steps(work())
+    ctx.fresh_orders.add(order)  # committed as it stands: for the client's pay call
     if attempt is not None and completion is not None:
         attempt.completed(completion)
     return view

@@ -62,7 +62,11 @@ async def _authorised_order(
 ) -> tuple[Order, Payment | None]:
     """The order (and its payment) if ``client_token`` is this order's token."""
     rows = await ctx.hot.read(hot.ORDER_WITH_PAYMENT, order_id=order_id)
-    found = _rows(rows[0]) if rows else None
+    return _authorised(_rows(rows[0]) if rows else None, client_token)
+
+
+def _authorised(found: tuple[Order, Payment | None] | None,
+                client_token: str) -> tuple[Order, Payment | None]:
     given = token_hash(client_token or "")
     # Same answer (and same work) for "no such order" and "wrong token": no probing.
     expected = found[0].client_token_hash if found is not None else token_hash("\x00")
@@ -98,23 +102,35 @@ async def pay(
     client_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
     """Turn the login code into an openid, create (or reuse) the provider payment, and
-    return exactly what ``wx.requestPayment`` / ``my.tradePay`` need."""
-    order, payment = await _authorised_order(ctx, order_id, client_token)
+    return exactly what ``wx.requestPayment`` / ``my.tradePay`` need.
+
+    An order this process has just created (``ctx.fresh_orders``) is not read back: its
+    payment row is written only if the order is still at the version it was created at,
+    and if it is not, the order is read as it is now and judged again."""
+    fresh = ctx.fresh_orders.take(order_id)
+    if fresh is not None:
+        order, payment = _authorised((fresh, None), client_token)
+    else:
+        order, payment = await _authorised_order(ctx, order_id, client_token)
     now = ctx.clock.now()
-    status = OrderStatus(order.status)
-    if status in PAID_STATES:
-        raise Conflict("order is already paid", code="order_already_paid")
-    if status in DEAD_STATES:
-        raise Conflict(f"order is {order.status}", code=f"order_{order.status}")
-    if now >= order.expires_at:
-        raise Conflict("order has expired", code="order_expired")
+    _payable(order, now)
     if _reusable(payment, now):
         assert payment is not None and payment.client_params is not None
         return _pay_view(order, payment.client_params)
     client = ctx.provider(order.provider)
     channel = Channel(order.channel)
     openid = await _openid(ctx, client.needs_openid(channel), login_code)
-    payment = await _ensure_payment(ctx, order, payment, openid, now)
+    written = await _ensure_payment(ctx, order, payment, openid, now,
+                                    expect_version=fresh is not None)
+    if written is None:  # the order changed since it was created: judge it as it is now
+        order, payment = await _authorised_order(ctx, order_id, client_token)
+        _payable(order, now)
+        if _reusable(payment, now):
+            assert payment is not None and payment.client_params is not None
+            return _pay_view(order, payment.client_params)
+        written = await _ensure_payment(ctx, order, payment, openid, now)
+        assert written is not None
+    payment = written
     request = PaymentRequest(
         provider_order_no=payment.provider_order_no,
         amount=Money(order.amount_minor, order.currency), channel=channel,
@@ -129,6 +145,16 @@ async def pay(
         raise
     params = await _record_prepay(ctx, order, payment, created)
     return _pay_view(order, params)
+
+
+def _payable(order: Order, now: datetime) -> None:
+    status = OrderStatus(order.status)
+    if status in PAID_STATES:
+        raise Conflict("order is already paid", code="order_already_paid")
+    if status in DEAD_STATES:
+        raise Conflict(f"order is {order.status}", code=f"order_{order.status}")
+    if now >= order.expires_at:
+        raise Conflict("order has expired", code="order_expired")
 
 
 def _reusable(payment: Payment | None, now: datetime) -> bool:
@@ -152,9 +178,13 @@ async def _openid(ctx: ServiceContext, needed: bool, login_code: str | None) -> 
 
 async def _ensure_payment(
     ctx: ServiceContext, order: Order, payment: Payment | None, openid: str | None,
-    now: datetime,
-) -> Payment:
-    """The payment row with its provider number, committed before any provider call."""
+    now: datetime, *, expect_version: bool = False,
+) -> Payment | None:
+    """The payment row with its provider number, committed before any provider call.
+
+    With ``expect_version`` (``order`` was not read but is as this process created it),
+    the row is written only if the order is still at ``order.version`` and has no
+    payment yet; None if it is not (nothing written): the caller reads the order."""
     if payment is not None:
         if payment.openid and openid and payment.openid != openid:
             raise Conflict("this order is already being paid by another WeChat user",
@@ -167,14 +197,27 @@ async def _ensure_payment(
         next_check_at=next_check(ctx, 0),
     )
     try:
-        await ctx.hot.steps(hot.insert(payment))
+        if expect_version:
+            written = await ctx.hot.steps(_insert_if_unchanged(payment, order.version))
+            if written != 1:
+                return None
+        else:
+            await ctx.hot.steps(hot.insert(payment))
     except IntegrityError:
+        if expect_version:
+            return None  # a payment exists already: the order as it is now decides
         async with ctx.sessions() as session:  # a concurrent pay call created it first
             existing = await repo.payment_for_order(session, order.id)
         if existing is None:
             raise
         return existing
     return payment
+
+
+def _insert_if_unchanged(payment: Payment, version: int) -> hot.Work[int]:
+    written: int = yield hot.INSERT_PAYMENT_IF_UNCHANGED, hot.values(payment) | {
+        "order_version": version}
+    return written
 
 
 async def _locked(session: AsyncSession, payment: Payment) -> tuple[Payment, Order]:

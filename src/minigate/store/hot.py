@@ -292,6 +292,24 @@ def _insert_all(model: type[Any]) -> Sql:
 
 
 _INSERT_ROW = {model: _insert_all(model) for model in (Order, Payment, IdempotencyRecord)}
+
+
+def _insert_if(model: type[Any], condition: Any) -> Sql:
+    """``INSERT INTO model`` with every column (as :func:`insert` gives them), written only
+    where ``condition`` holds: ``INSERT … SELECT … WHERE``. The step's result is the
+    number of rows written, 0 or 1."""
+    table = model.__table__
+    row = [bindparam(c.name, type_=c.type) for c in table.columns]
+    return Sql(sa_insert(table).from_select([c.name for c in table.columns],
+                                            select(*row).where(condition)))
+
+
+#: A payment row, written only while its order is still at the version ``pay`` saw
+#: (parameter ``order_version``; the order's id is the payment's ``order_id``). A version
+#: moves with every change of the order, so an unchanged version is an unchanged order.
+INSERT_PAYMENT_IF_UNCHANGED = _insert_if(
+    Payment, exists().where(Order.id == bindparam("order_id"),
+                            Order.version == bindparam("order_version")))
 INSERT_ORDER = _INSERT_ROW[Order]
 #: A keyed request's record, inserted whole (with its answer, for a one-statement operation).
 INSERT_KEY = _INSERT_ROW[IdempotencyRecord]
