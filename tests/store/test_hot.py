@@ -263,3 +263,92 @@ async def test_sqlite_read_takes_the_write_path_when_its_connection_is_busy(
     finally:
         store.close()
         await engine.dispose()
+
+
+async def _autocheckpoint(engine: AsyncEngine) -> int:
+    fairy = await engine.raw_connection()
+    try:
+        conn: sqlite3.Connection = fairy.driver_connection._conn  # type: ignore[union-attr]
+        return int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+    finally:
+        fairy.close()
+
+
+async def test_sqlite_checkpoints_the_wal_off_the_commits(sqlite_url: str, tmp_path: Any) -> None:
+    """With background checkpoints the engine's connection never checkpoints in a commit
+    (``wal_autocheckpoint=0``); the store's task does, on a thread, and copies what was
+    committed into the database file. Stopping it leaves no thread on the file."""
+    assert await _autocheckpoint(plain := make_engine(sqlite_url)) == 1000  # SQLite's own
+    await plain.dispose()
+    engine = make_engine(sqlite_url, background_checkpoints=True)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    try:
+        assert await _autocheckpoint(engine) == 0
+        for n in range(40, 60):
+            await store.transaction(hot.insert(_order(n)))
+        store.start_checkpoints(interval=0.05)
+        store.start_checkpoints(interval=0.05)  # started once
+        async with asyncio.timeout(10):
+            while True:
+                if store.checkpoints:
+                    break
+                await asyncio.sleep(0.01)
+        assert store.last_checkpoint is not None
+        busy, frames, done = store.last_checkpoint
+        assert busy == 0 and frames > 0 and done == frames  # everything committed, copied
+        # The database file alone (no WAL) now holds the orders.
+        await store.stop_checkpoints()
+        assert store._checkpointer is None
+        copy = tmp_path / "copy.db"
+        copy.write_bytes((tmp_path / "minigate.db").read_bytes())
+        with sqlite3.connect(copy) as check:
+            assert check.execute("SELECT count(*) FROM orders").fetchone()[0] == 20
+    finally:
+        await store.stop_checkpoints()
+        store.close()
+        await engine.dispose()
+
+
+async def test_sqlite_a_failed_checkpoint_is_logged_and_tried_again(
+    sqlite_url: str, tmp_path: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database file is gone (``mode=rw`` does not create it again): each attempt fails,
+    is logged, and the task goes on; stopping it is clean."""
+    engine = make_engine(sqlite_url, background_checkpoints=True)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    try:
+        store._reader_path = str(tmp_path / "gone.db")
+        store.start_checkpoints(interval=0.02)
+        async with asyncio.timeout(10):
+            while True:
+                if caplog.text.count("WAL checkpoint failed") >= 2:
+                    break
+                await asyncio.sleep(0.01)
+        assert store.checkpoints == 0 and not (tmp_path / "gone.db").exists()
+    finally:
+        await store.stop_checkpoints()
+        store.close()
+        await engine.dispose()
+
+
+async def test_checkpoints_are_sqlite_file_only(database_url: str) -> None:
+    """Only a plain SQLite file is checkpointed in the background (and only then does its
+    connection stop checkpointing by itself): an in-memory database or a URI filename
+    keeps SQLite's own checkpoints, and PostgreSQL has none to do."""
+    from minigate.store.db import sqlite_file
+
+    assert sqlite_file("sqlite+aiosqlite:////srv/m.db") == "/srv/m.db"
+    assert sqlite_file("sqlite+aiosqlite:///m.db") == "m.db"
+    for url in ("sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:",
+                "sqlite+aiosqlite:///file:m.db?mode=rw&uri=true"):
+        assert sqlite_file(url) is None, url
+    engine = make_engine(database_url, background_checkpoints=True)
+    store = hot.hot_store(engine)
+    try:
+        store.start_checkpoints(interval=0.01)
+        assert (store._checkpointer is not None) == database_url.startswith("sqlite")
+    finally:
+        await store.stop_checkpoints()
+        await engine.dispose()
