@@ -86,11 +86,9 @@ class Runtime:
             check_url(self.settings.webhook_url, require_https=not self.sandbox_mode,
                       allow_loopback=webhook_loopback_allowed(self.settings))
         self.engine = make_engine(self.settings.database_url,
-                                  pool_size=self.settings.database_pool_size,
-                                  background_checkpoints=True)
+                                  pool_size=self.settings.database_pool_size)
         if self.auto_migrate:
             await migrate(self.engine)
-        hot_store(self.engine).start_checkpoints()
         transport = self.transport = HttpxTransport(self.http)
         providers: dict[str, ProviderClient] = instrumented(
             build_providers(self.settings, transport, self.clock))
@@ -113,9 +111,7 @@ class Runtime:
             await self.transport.aclose_tls_clients()
         await self.http.aclose()
         if self.engine is not None:
-            store = hot_store(self.engine)
-            await store.stop_checkpoints()
-            store.close()
+            hot_store(self.engine).close()
             await self.engine.dispose()
 
 

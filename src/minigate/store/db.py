@@ -8,7 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
@@ -23,25 +23,8 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def sqlite_file(url: str | URL) -> str | None:
-    """A SQLite URL's database file, or None for an in-memory database or a URI filename
-    (each connection would open a database of its own, or a file given by its query)."""
-    url = make_url(url)
-    name = url.database
-    if not name or name == ":memory:" or name.startswith("file:") or url.query:
-        return None
-    return name
-
-
-def make_engine(url: str, *, pool_size: int = 10,
-                background_checkpoints: bool = False) -> AsyncEngine:
-    """An async engine. SQLite gets WAL, a busy timeout and foreign keys on every connection.
-
-    ``background_checkpoints`` (SQLite file): the connection never checkpoints the WAL itself
-    (``wal_autocheckpoint=0``); the caller runs :meth:`minigate.store.hot.HotStore.
-    start_checkpoints` instead, which does it on a thread of its own. Otherwise the commit
-    that crosses 1,000 WAL pages copies them into the database file and syncs it — several
-    milliseconds, on the event loop's thread for the lean path's commits."""
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine. SQLite gets WAL, a busy timeout and foreign keys on every connection."""
     if is_sqlite(url):
         # One connection: SQLite has one writer at a time anyway, and a pool of connections
         # only turns that into lock waits inside SQLite's busy handler (long sleeps, a long
@@ -58,9 +41,7 @@ def make_engine(url: str, *, pool_size: int = 10,
                                      pool_size=1,
                                      max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT,
                                      pool_reset_on_return=None)
-        background = background_checkpoints and sqlite_file(url) is not None
-        event.listen(engine.sync_engine, "connect",
-                     _sqlite_pragmas_background if background else _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
         return engine
     # No pre-ping (a round trip on every checkout): connections are recycled before servers
@@ -80,13 +61,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.close()
-
-
-def _sqlite_pragmas_background(dbapi_connection: Any, record: Any) -> None:
-    _sqlite_pragmas(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA wal_autocheckpoint=0")  # HotStore.start_checkpoints does it
     cursor.close()
 
 

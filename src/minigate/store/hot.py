@@ -41,14 +41,12 @@ loop (``ctx.kick()`` belongs to the caller, afterwards) or open another session.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import weakref
 from collections.abc import Callable, Generator, Iterable, Sequence
 from functools import partial
 from types import SimpleNamespace
 from typing import Any, ClassVar, TypeVar, cast
-from urllib.parse import quote
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import String, Update, bindparam, exists, func, literal, literal_column, select, update
@@ -63,15 +61,11 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.util import greenlet_spawn
 
 from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus
-from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
+from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS
 from minigate.store.models import Event, IdempotencyRecord, Notification, Order, Payment
-
-log = logging.getLogger("minigate.store")
 
 T = TypeVar("T")
 Row = dict[str, Any]
-#: SQLite: how often :meth:`HotStore.start_checkpoints` checkpoints the WAL.
-CHECKPOINT_SECONDS = 1.0
 #: One statement with its parameters, as a transaction generator yields it (a :class:`Many`
 #: takes a list: one dict per part).
 Step = tuple["Sql", Any]
@@ -398,11 +392,6 @@ class HotStore:
         #: SQLite: the database file for :attr:`_reader` (None: in memory, or a URI).
         self._reader_path = _database_file(engine) if self.sqlite else None
         self._reader: sqlite3.Connection | None = None
-        self._checkpointer: asyncio.Task[None] | None = None
-        #: Checkpoints done by :meth:`start_checkpoints`, and the last one's
-        #: ``(busy, WAL frames, frames checkpointed)``.
-        self.checkpoints = 0
-        self.last_checkpoint: tuple[int, int, int] | None = None
 
     async def read(self, sql: Sql, **params: Any) -> list[Row]:
         """One statement that only reads: what was committed when it runs.
@@ -449,49 +438,6 @@ class HotStore:
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
-
-    def start_checkpoints(self, interval: float = CHECKPOINT_SECONDS) -> None:
-        """SQLite file with ``make_engine(background_checkpoints=True)``: checkpoint the WAL
-        every ``interval`` seconds, on a worker thread with a connection of its own, so
-        that no commit on the event loop's thread pays for one. ``PASSIVE``: it copies what
-        it can without waiting for (or holding up) readers and the writer; what it could
-        not copy, the next one does. A failure is logged and tried again next time. Does
-        nothing on PostgreSQL, in memory, or if already started."""
-        if self._reader_path is None or self._checkpointer is not None:
-            return
-        self._checkpointer = asyncio.get_running_loop().create_task(
-            self._checkpoint_loop(self._reader_path, interval), name="minigate-wal-checkpoints")
-
-    async def stop_checkpoints(self) -> None:
-        """Stop :meth:`start_checkpoints`' task; a checkpoint under way finishes first."""
-        task, self._checkpointer = self._checkpointer, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def _checkpoint_loop(self, path: str, interval: float) -> None:
-        loop = asyncio.get_running_loop()
-        conn: sqlite3.Connection | None = None
-        job: asyncio.Future[tuple[sqlite3.Connection, tuple[int, int, int]]] | None = None
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                job = loop.run_in_executor(None, _checkpoint, path, conn)
-                try:
-                    conn, self.last_checkpoint = await asyncio.shield(job)
-                    self.checkpoints += 1
-                except sqlite3.Error as exc:
-                    conn = None  # _checkpoint closed it
-                    log.warning("WAL checkpoint failed (tried again in %.0f s): %s",
-                                interval, exc)
-                job = None
-        finally:
-            if job is not None:  # cancelled mid-checkpoint: the thread still has the connection
-                await asyncio.wait([job])
-                if not job.cancelled() and job.exception() is None:
-                    conn = job.result()[0]
-            if conn is not None:
-                conn.close()
 
     async def transaction(self, work: Work[T]) -> T:
         if self.sqlite:
@@ -757,7 +703,13 @@ _stores: weakref.WeakKeyDictionary[AsyncEngine, HotStore] = weakref.WeakKeyDicti
 
 
 def _database_file(engine: AsyncEngine) -> str | None:
-    return sqlite_file(engine.url)
+    """The SQLite database's file, or None for an in-memory database or a URI filename
+    (each connection would open a database of its own, or a file given by its query)."""
+    url = engine.url
+    name = url.database
+    if not name or name == ":memory:" or name.startswith("file:") or url.query:
+        return None
+    return name
 
 
 def _open_reader(path: str) -> sqlite3.Connection:
@@ -772,24 +724,6 @@ def _open_reader(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-def _checkpoint(path: str, conn: sqlite3.Connection | None
-                ) -> tuple[sqlite3.Connection, tuple[int, int, int]]:
-    """On a worker thread: ``PRAGMA wal_checkpoint(PASSIVE)`` on ``conn`` (opened if None;
-    ``mode=rw``, so a database file removed meanwhile is not created again). Returns the
-    connection for next time and SQLite's ``(busy, WAL frames, frames checkpointed)``;
-    closes the connection if it fails."""
-    if conn is None:
-        conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, isolation_level=None,
-                               check_same_thread=False)
-    try:
-        conn.execute("PRAGMA busy_timeout=0")
-        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    except BaseException:
-        conn.close()
-        raise
-    return conn, (int(busy), int(frames), int(done))
 
 
 def hot_store(engine: AsyncEngine) -> HotStore:
