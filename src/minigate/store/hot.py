@@ -292,6 +292,9 @@ def _insert_all(model: type[Any]) -> Sql:
 
 
 _INSERT_ROW = {model: _insert_all(model) for model in (Order, Payment, IdempotencyRecord)}
+INSERT_ORDER = _INSERT_ROW[Order]
+#: A keyed request's record, inserted whole (with its answer, for a one-statement operation).
+INSERT_KEY = _INSERT_ROW[IdempotencyRecord]
 
 
 def _insert_if(model: type[Any], condition: Any) -> Sql:
@@ -310,9 +313,6 @@ def _insert_if(model: type[Any], condition: Any) -> Sql:
 INSERT_PAYMENT_IF_UNCHANGED = _insert_if(
     Payment, exists().where(Order.id == bindparam("order_id"),
                             Order.version == bindparam("order_version")))
-INSERT_ORDER = _INSERT_ROW[Order]
-#: A keyed request's record, inserted whole (with its answer, for a one-statement operation).
-INSERT_KEY = _INSERT_ROW[IdempotencyRecord]
 
 #: Store a keyed request's answer with the resource (``Attempt.complete``'s statement).
 COMPLETE_KEY = Sql(
