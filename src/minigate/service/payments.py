@@ -113,10 +113,9 @@ async def pay(
     else:
         order, payment = await _authorised_order(ctx, order_id, client_token)
     now = ctx.clock.now()
-    _payable(order, now)
-    if _reusable(payment, now):
-        assert payment is not None and payment.client_params is not None
-        return _pay_view(order, payment.client_params)
+    reused = _judge(order, payment, now)
+    if reused is not None:
+        return reused
     client = ctx.provider(order.provider)
     channel = Channel(order.channel)
     openid = await _openid(ctx, client.needs_openid(channel), login_code)
@@ -124,10 +123,9 @@ async def pay(
                                     expect_version=fresh is not None)
     if written is None:  # the order changed since it was created: judge it as it is now
         order, payment = await _authorised_order(ctx, order_id, client_token)
-        _payable(order, now)
-        if _reusable(payment, now):
-            assert payment is not None and payment.client_params is not None
-            return _pay_view(order, payment.client_params)
+        reused = _judge(order, payment, now)
+        if reused is not None:
+            return reused
         written = await _ensure_payment(ctx, order, payment, openid, now)
         assert written is not None
     payment = written
@@ -145,6 +143,16 @@ async def pay(
         raise
     params = await _record_prepay(ctx, order, payment, created)
     return _pay_view(order, params)
+
+
+def _judge(order: Order, payment: Payment | None, now: datetime) -> dict[str, Any] | None:
+    """Raise if the order cannot be paid; the pay view if its payment can be reused;
+    None if a provider payment is still to be made."""
+    _payable(order, now)
+    if _reusable(payment, now):
+        assert payment is not None and payment.client_params is not None
+        return _pay_view(order, payment.client_params)
+    return None
 
 
 def _payable(order: Order, now: datetime) -> None:
