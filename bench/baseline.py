@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -35,6 +34,7 @@ from bench import wxkeys
 from bench.providers import PROVIDERS
 from minigate.sandbox import credentials as cred
 from minigate.sandbox.world import SandboxWorld
+from minigate.transport import http_client
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS bare_checkout (number VARCHAR(64) PRIMARY KEY, "
@@ -84,7 +84,7 @@ class Store:
 
 
 def create_baseline_app(db_url: str, base: str) -> FastAPI:
-    http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=100))
+    http = http_client(timeout=10)  # the same pool limits as minigate's
     world = SandboxWorld(http, wechat_keys=wxkeys.keys())  # the run's shared WeChat keys
     store = Store(db_url)
     sim = f"{base}/sandbox"

@@ -79,3 +79,61 @@ async def test_a_provider_call_looks_up_no_modules() -> None:
     finally:
         await transport.aclose()
         server.close()
+
+
+@pytest.mark.parametrize("factory", ["transport", "runtime"])
+async def test_more_than_twenty_calls_in_flight_keep_their_connections(factory: str) -> None:
+    """Two waves of 40 concurrent calls over real sockets open 40 connections, not 60.
+
+    With httpx's default limits the pool closes every idle connection while it holds more
+    than 20 in all, so each wave above 20 pays new handshakes (TLS in production). The
+    default-built transport (and so the job runner's and the standalone sandbox's
+    clients) had those limits; the runtime's client already kept its connections, and
+    this keeps it that way."""
+    import asyncio
+
+    from minigate.app import Runtime
+    from minigate.config import Settings
+
+    wave = 40
+    accepted = 0
+    waiting: list[asyncio.Future[None]] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                # Hold every answer until the whole wave is in flight: each call needs its
+                # own connection at the same moment.
+                arrived = asyncio.get_running_loop().create_future()
+                waiting.append(arrived)
+                if len(waiting) == wave:
+                    for future in waiting:
+                        future.set_result(None)
+                    waiting.clear()
+                await arrived
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    if factory == "runtime":  # the client a minigate process sends provider HTTP with
+        client = Runtime(Settings(database_url="sqlite+aiosqlite:///:memory:"),
+                         run_jobs=False).http
+    else:
+        client = HttpxTransport()._client
+    transport = HttpxTransport(client)
+    try:
+        for _ in range(2):
+            answers = await asyncio.wait_for(asyncio.gather(*(
+                transport.send(HttpRequest("GET", f"http://127.0.0.1:{port}/q"))
+                for _ in range(wave))), 10)
+            assert [a.body for a in answers] == [b"ok"] * wave
+        assert accepted == wave
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()

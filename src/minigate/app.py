@@ -41,7 +41,7 @@ from minigate.service.context import ServiceContext
 from minigate.service.notifications import MAX_BODY
 from minigate.store.db import make_engine, migrate, session_factory
 from minigate.store.hot import hot_store
-from minigate.transport import HttpxTransport
+from minigate.transport import HttpxTransport, http_client
 
 log = logging.getLogger("minigate")
 
@@ -60,8 +60,7 @@ class Runtime:
         self.settings = sandbox_settings(settings, creds) if self.sandbox_mode else settings
         register_secrets(secret_values(self.settings))
         self.clock = clock or SystemClock()
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
-                                              limits=httpx.Limits(max_connections=100))
+        self.http = http or http_client()
         self.auto_migrate = self.sandbox_mode if auto_migrate is None else auto_migrate
         self.run_jobs = self.settings.run_jobs if run_jobs is None else run_jobs
         self.sandbox: SandboxWorld | None = (

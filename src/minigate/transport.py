@@ -25,6 +25,21 @@ log = logging.getLogger("minigate.transport")
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
+#: Connection limits of every client minigate sends provider (and webhook) HTTP with.
+#: httpx keeps 20 idle connections by default, and httpcore 1.0 closes an idle connection
+#: whenever the pool holds more than that many connections *in all*: above 20 calls in
+#: flight, nearly every call that ended closed its connection and the next one opened a
+#: new one (a TCP and TLS handshake each). Keeping as many idle connections as may be open
+#: removes that churn; idle ones still close after ``keepalive_expiry`` seconds.
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100,
+                           keepalive_expiry=5.0)
+
+
+def http_client(**kwargs: object) -> httpx.AsyncClient:
+    """An httpx client with minigate's timeouts and :data:`POOL_LIMITS`."""
+    options: dict[str, object] = {"timeout": DEFAULT_TIMEOUT, "limits": POOL_LIMITS}
+    return httpx.AsyncClient(**(options | kwargs))  # type: ignore[arg-type]
+
 
 ClientFactory = Callable[[ClientCertificate], httpx.AsyncClient]
 
@@ -40,7 +55,7 @@ def tls_client(cert: ClientCertificate) -> httpx.AsyncClient:
             f"client certificate {cert.cert_path} / {cert.key_path} cannot be loaded",
             retryable=False,
         ) from exc
-    return httpx.AsyncClient(verify=context, timeout=DEFAULT_TIMEOUT)
+    return http_client(verify=context)
 
 
 class HttpxTransport:
@@ -53,7 +68,7 @@ class HttpxTransport:
     def __init__(self, client: httpx.AsyncClient | None = None, provider: str = "", *,
                  tls_factory: ClientFactory = tls_client,
                  _tls_clients: dict[ClientCertificate, httpx.AsyncClient] | None = None) -> None:
-        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self._client = client or http_client()
         self._provider = provider
         self._tls_factory = tls_factory
         self._tls_clients = {} if _tls_clients is None else _tls_clients

@@ -35,6 +35,7 @@ from minigate.observability import metrics
 from minigate.service.context import ServiceContext
 from minigate.store.failures import database_unavailable
 from minigate.store.models import Event, Order, Payment, Refund, WebhookAttempt
+from minigate.transport import http_client
 
 log = logging.getLogger("minigate.jobs")
 
@@ -64,7 +65,7 @@ class JobRunner:
                  resolver: destination.Resolver = destination.system_resolver) -> None:
         self.ctx = ctx
         self.resolver = resolver
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
+        self.http = http or http_client()
         self.poll_interval = poll_interval
         self.worker_id = worker_id
         self._task: asyncio.Task[None] | None = None

@@ -27,6 +27,7 @@ from minigate.sandbox.keystore import SandboxCredentials, ephemeral_credentials
 from minigate.sandbox.ledger import ledger_router
 from minigate.sandbox.wechatpay_v2 import CLIENT_CERT_STATE
 from minigate.sandbox.world import SandboxWorld
+from minigate.transport import http_client
 
 #: Providers whose real paths can also be served at the root.
 ROOT_PROVIDERS = ("wechatpay",)
@@ -36,7 +37,7 @@ def create_sandbox_app(time_scale: float = 1.0, credentials: SandboxCredentials 
                        provider_at_root: str | None = None, *, clock: Clock | None = None,
                        http: httpx.AsyncClient | None = None) -> FastAPI:
     """``http`` sends the notifications (tests pass an in-process one)."""
-    http = http or httpx.AsyncClient(timeout=10)
+    http = http or http_client(timeout=10)
     world = SandboxWorld(http, clock=clock, time_scale=time_scale, credentials=credentials)
 
     @asynccontextmanager
