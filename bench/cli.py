@@ -216,12 +216,19 @@ class Bench:
         start: dict[str, float] = {}
 
         def started() -> None:
-            start.update(cpu=self.monitor.cpu(labels), t=time.perf_counter())
+            start.update(cpu=self.monitor.cpu(labels), t=time.perf_counter(),
+                         steal=self.monitor.steal())
 
         proc, q = self.launch(spec)
         raw = self.collect(name, spec, proc, q, started)
         assert start, f"{name}: the load generator never reported its start"
         row = self.row(meta, spec, servers, raw, self.monitor.cpu(labels) - start["cpu"])
+        # Time the machine's CPUs were running other guests (a shared host) during the
+        # phase, as a percentage of the phase's CPU capacity: a phase measured while the
+        # host was busy is slower for reasons that are not in this code.
+        row["steal_pct"] = round(100 * (self.monitor.steal() - start["steal"])
+                                 / ((time.perf_counter() - start["t"]) * (os.cpu_count() or 1)),
+                                 1)
         self.print_row(name, row)
         if record:
             self.phases.append(row)

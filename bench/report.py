@@ -60,8 +60,9 @@ def normalise(result: dict[str, Any]) -> dict[str, Any]:
 
 def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
     out = ["| suite | db | server | op | mode | offered/s | ops/s | p50 ms | p95 ms | "
-           "p99 ms | errors | server CPU ms/op | server CPU % | client CPU % | RSS MB |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "p99 ms | errors | server CPU ms/op | server CPU % | client CPU % | RSS MB | "
+           "steal % |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in phases:
         offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
         suite = p["suite"]
@@ -77,7 +78,8 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
             f"{offered} | {_fmt(p['throughput'])} | {_fmt(p['p50_ms'])} | "
             f"{_fmt(p['p95_ms'])} | {_fmt(p['p99_ms'])} | {p['errors'] + p['dropped']} | "
             f"{_fmt(p['cpu_ms_per_op'])} | {_fmt(p['server_cpu_pct'])} | "
-            f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} |")
+            f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} | "
+            f"{_fmt(p.get('steal_pct', '–'))} |")
     return out
 
 
@@ -168,7 +170,8 @@ def markdown(result: dict[str, Any]) -> str:
            f"Machine: {result['machine']}. The load generator, the servers and PostgreSQL "
            "share its cores, so absolute numbers depend on the machine and on whatever else "
            "ran (see the load average); ratios taken in the same run are the meaningful "
-           "part.", "",
+           "part. \"steal %\" is the share of the machine's CPU time its host gave to other "
+           "guests during a phase: a phase with much of it measured a slower machine.", "",
            f"Command: `{result['command']}`"]
     if result.get("targets"):
         out += _targets_section(result["targets"])

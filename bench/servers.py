@@ -370,6 +370,11 @@ class Monitor:
             total += t.user + t.system
         return total
 
+    def steal(self) -> float:
+        """CPU seconds the hypervisor gave other guests instead of this machine, summed over
+        its CPUs since boot (0 where the kernel does not count it)."""
+        return float(getattr(self._psutil.cpu_times(), "steal", 0.0))
+
     def rss_mb(self, label: str) -> float:
         return self.procs[label].memory_info().rss / 2**20
 

@@ -146,6 +146,15 @@ def test_markdown_groups_by_provider_and_prints_the_floor_ratio() -> None:
     assert "## Memory soak" in md
 
 
+def test_the_phase_table_shows_each_phase_s_steal_time() -> None:
+    result = synthetic()
+    result["phases"][0]["steal_pct"] = 12.5  # the others, as older results, have none
+    md = report.markdown(report.normalise(result))
+    rows = [line for line in md.splitlines() if line.startswith("| core |")]
+    assert rows[0].endswith("| 12.50 |")
+    assert rows[1].endswith("| – |")
+
+
 def test_old_single_provider_results_still_render() -> None:
     old = synthetic()
     for p in old["phases"]:
