@@ -138,6 +138,13 @@ CORE_NOTE = ("core: minigate's reconciler is configured to first query a payment
              "does not do (the soak keeps the default schedule)")
 
 
+def add_note(notes: list[str], note: str) -> None:
+    """Add ``note`` to the report's notes once (a provider's note would otherwise repeat
+    for each database)."""
+    if note not in notes:
+        notes.append(note)
+
+
 def saturation_order(rounds: int, targets: list[str]) -> list[tuple[int, str]]:
     """(round, server) of the saturation phases, in the order they run: the servers in
     ``targets`` order, every round. On this machine a phase measures slower when it follows
@@ -321,7 +328,7 @@ class Bench:
         phases measured back to back. Then the open-loop phases, each at a
         fraction of its own server's median saturation."""
         if not p.notifies:
-            self.notes.append(f"{p.name}: notification not applicable: {p.no_notification}")
+            add_note(self.notes, f"{p.name}: notification not applicable: {p.no_notification}")
         targets = ("minigate", "baseline")
         dbs = {t: Database(kind, self.tmp) for t in targets}
         servers: dict[str, list[Server]] = {}
@@ -332,8 +339,7 @@ class Bench:
             extra = self.args.rounds + sum(self.args.fractions)
             pools = {"minigate": self.pool_size(extra), "baseline": 10**8}
             ids = self.seed(dbs["minigate"], p, pools["minigate"])
-            if CORE_NOTE not in self.notes:
-                self.notes.append(CORE_NOTE)
+            add_note(self.notes, CORE_NOTE)
             for t in targets:
                 servers[t] = self.start(t, dbs[t], extra_env=CORE_MINIGATE_ENV
                                         if t == "minigate" else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.cli import parse_args
+from bench.cli import add_note, parse_args
 
 
 def test_quick_defaults() -> None:
@@ -85,3 +85,11 @@ def test_core_defers_reconciliation_past_the_run(monkeypatch: pytest.MonkeyPatch
     for name, value in CORE_MINIGATE_ENV.items():
         monkeypatch.setenv(name, value)
     assert min(load_settings().reconcile_schedule) >= 3600
+
+
+def test_a_note_is_added_once() -> None:
+    notes: list[str] = []
+    for _ in ("sqlite", "postgres"):  # cbtis's note was written once per database
+        add_note(notes, "cbtis: notification not applicable")
+    add_note(notes, "core: the reconciler waits an hour")
+    assert notes == ["cbtis: notification not applicable", "core: the reconciler waits an hour"]
