@@ -110,7 +110,7 @@ class Runtime:
             await self.transport.aclose_tls_clients()
         await self.http.aclose()
         if self.engine is not None:
-            hot_store(self.engine).close()
+            await hot_store(self.engine).aclose()
             await self.engine.dispose()
 
 

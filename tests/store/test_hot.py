@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -263,3 +263,33 @@ async def test_sqlite_read_takes_the_write_path_when_its_connection_is_busy(
     finally:
         store.close()
         await engine.dispose()
+
+
+async def test_a_closed_store_finishes_its_batch_and_opens_no_connection(
+        engine: AsyncEngine) -> None:
+    """Stopping waits for the write in progress and refuses what comes after it: a late
+    statement used to open a connection on the engine being disposed (and leak it)."""
+    store = hot.HotStore(engine)  # its own store: the engine's shared one stays open
+    checkouts: list[object] = []
+
+    def checked_out(*_: Any) -> None:
+        checkouts.append(None)
+
+    event.listen(engine.sync_engine, "checkout", checked_out)
+    try:
+        writing = asyncio.ensure_future(store.transaction(hot.insert(_order(20))))
+        await asyncio.sleep(0)  # the write is under way (SQLite: queued for its batch)
+        await store.aclose()
+        assert await writing is None  # finished, not cut off
+        assert len(checkouts) == 1
+        for late in (store.transaction(hot.insert(_order(21))),
+                     store.steps(hot.insert(_order(22))),
+                     store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot20")):
+            with pytest.raises(hot.StoreClosed):
+                await late
+        assert len(checkouts) == 1  # no connection taken (or opened) after closing
+    finally:
+        event.remove(engine.sync_engine, "checkout", checked_out)
+    async with session_factory(engine)() as session:
+        ids = (await session.scalars(select(Order.id).where(Order.id.like("ord_hot2%")))).all()
+        assert ids == ["ord_hot20"]

@@ -73,6 +73,13 @@ Step = tuple["Sql", Any]
 Work = Generator[Step, Any, T]
 
 
+class StoreClosed(RuntimeError):
+    """A statement asked of a store whose runtime is stopping (:meth:`HotStore.aclose`)."""
+
+    def __init__(self) -> None:
+        super().__init__("the store is closed: minigate is stopping")
+
+
 class Rollback(Exception):  # noqa: N818 - a control-flow signal, not an error
     """Raised inside a transaction generator: roll back and return ``value``."""
 
@@ -392,6 +399,9 @@ class HotStore:
         #: SQLite: the database file for :attr:`_reader` (None: in memory, or a URI).
         self._reader_path = _database_file(engine) if self.sqlite else None
         self._reader: sqlite3.Connection | None = None
+        #: Set by :meth:`aclose`: nothing more is taken (a late statement would open a
+        #: connection on an engine that is being disposed, and leak it).
+        self._closed = False
 
     async def read(self, sql: Sql, **params: Any) -> list[Row]:
         """One statement that only reads: what was committed when it runs.
@@ -406,6 +416,7 @@ class HotStore:
             rows: list[Row] = yield sql, params
             return rows
 
+        self._check_open()
         if self.sqlite:
             if self._reader_path is not None:
                 rows = self._read_now(sql, params)
@@ -439,7 +450,27 @@ class HotStore:
         if reader is not None:
             reader.close()
 
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Before the engine is disposed: take nothing more, let the writes already taken
+        finish (SQLite's queued batches; up to ``timeout`` seconds, then the writer is
+        cancelled and what is left fails), and :meth:`close`. A statement asked for
+        afterwards fails at once (:class:`StoreClosed`)."""
+        self._closed = True
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            _, pending = await asyncio.wait({flusher}, timeout=timeout)
+            for task in pending:
+                task.cancel()
+        batch, self._queue = self._queue, []
+        _fail(batch, StoreClosed())
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed()
+
     async def transaction(self, work: Work[T]) -> T:
+        self._check_open()
         if self.sqlite:
             return await self._batched(work)
         return await self._asyncpg(work, transaction=True)
@@ -451,6 +482,7 @@ class HotStore:
         no ``BEGIN`` and ``COMMIT`` around them; on SQLite a transaction as usual (group
         commit makes that the cheaper way there). :class:`Rollback` returns its value;
         nothing is undone, so a step that writes must come last or be undone by design."""
+        self._check_open()
         if self.sqlite:
             return await self._batched(work)
         return await self._asyncpg(work, transaction=False)
