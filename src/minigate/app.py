@@ -151,10 +151,30 @@ LANE_ROUTES: list[tuple[str, str, lane.Endpoint]] = [
 
 
 class _App(FastAPI):
-    """FastAPI, with the hottest requests on a lane of their own (``api/lane.py``)."""
+    """FastAPI, with the hottest requests on a lane of their own (``api/lane.py``), and in
+    sandbox mode the simulators served by an app of their own (:func:`_sandbox_app`)."""
+
+    #: Set by :func:`create_app` in sandbox mode.
+    sandbox_app: ASGIApp | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
-        return lane.Lane(self, super().build_middleware_stack(), LANE_ROUTES)
+        return lane.Lane(self, super().build_middleware_stack(), LANE_ROUTES,
+                         prefixed=None if self.sandbox_app is None
+                         else (openapi.SANDBOX, self.sandbox_app))
+
+
+def _sandbox_app(router: APIRouter, settings: Settings) -> ASGIApp:
+    """The simulators as the providers' servers would serve them, and as ``minigate
+    sandbox`` serves them: a plain FastAPI app (its own 404s and validation answers), with
+    minigate's body limit. minigate's own layers (request ids, its error envelope, the
+    last-resort guard) are for minigate's API: a request to a simulator stands for a
+    request to a provider's server, and in the benchmark it costs what it costs the
+    baseline, which mounts the same routes on a plain app (``bench/baseline.py``)."""
+    sandbox = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    sandbox.include_router(router)
+    http = settings.http
+    return BodyLimit(sandbox, max_body=http.max_body_bytes, notify_max_body=MAX_BODY,
+                     body_timeout=http.body_timeout)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
@@ -188,7 +208,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # routes (a sandbox path is never one of minigate's, and minigate's hottest requests
     # take the lane, not the routes).
     if rt.sandbox is not None:
-        app.include_router(rt.sandbox.router())
+        sandbox_router = rt.sandbox.router()
+        app.include_router(sandbox_router)  # what /openapi.json describes
+        app.sandbox_app = _sandbox_app(sandbox_router, rt.settings)  # what serves them
     docs.install(app)
     # The hot routes sit at the top level, the provider callbacks first: FastAPI keeps an
     # included router as one nested candidate that it matches twice per request (about a

@@ -275,3 +275,35 @@ def test_each_lane_route_is_the_route_the_full_stack_would_choose() -> None:
                  "root_path": "", "headers": []}
         first = next(r for r in app.router.routes if r.matches(scope)[0] is Match.FULL)
         assert getattr(first, "path", None) == template
+
+
+# --- the simulators: served as the providers' servers would serve them -------------------
+
+
+async def test_sandbox_requests_are_served_by_the_simulators_own_app(
+    sqlite_gateway: Harness,
+) -> None:
+    """In sandbox mode a simulator's request skips minigate's own layers (request id, error
+    envelope), as on ``minigate sandbox``: it stands for a request to a provider's server."""
+    api = sqlite_gateway.api
+    login = await api.post("/sandbox/wallet/login", json={"user": "lane"})
+    assert login.status_code == 200 and login.json()["code"]
+    assert "x-request-id" not in login.headers
+    unknown = await api.get("/sandbox/no-such-simulator")
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}
+    bad = await api.post("/sandbox/wallet/login", json={"nobody": 1})
+    assert bad.status_code == 422 and "error" not in bad.json()
+    # minigate's own paths still answer in minigate's shape, with a request id
+    mine = await api.get("/v1/no-such-path")
+    assert mine.status_code == 404 and mine.json()["error"]["code"] == "not_found"
+    assert mine.headers["x-request-id"].startswith("req_")
+    # /openapi.json still describes the simulators (sandbox mode)
+    doc = (await api.get("/openapi.json")).json()
+    assert "/sandbox/wallet/login" in doc["paths"]
+
+
+async def test_the_body_limit_applies_to_the_simulators(sqlite_gateway: Harness) -> None:
+    limit = sqlite_gateway.runtime.settings.http.max_body_bytes
+    r = await sqlite_gateway.api.post("/sandbox/wallet/login", content=b"x" * (limit + 1),
+                                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 413

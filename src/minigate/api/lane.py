@@ -78,11 +78,15 @@ async def json_body(request: Request) -> Any:
 
 class Lane:
     """Serves ``routes`` (method, path template, lane endpoint) through the app's guards;
-    hands everything else, and what a lane endpoint declines, to ``full``."""
+    hands everything else, and what a lane endpoint declines, to ``full``. ``prefixed``
+    (path prefix, app): every request whose path starts with that prefix goes to that app
+    instead, before anything else is looked at (in sandbox mode, the simulators)."""
 
     def __init__(self, app: FastAPI, full: ASGIApp,
-                 routes: list[tuple[str, str, Endpoint]]) -> None:
+                 routes: list[tuple[str, str, Endpoint]],
+                 prefixed: tuple[str, ASGIApp] | None = None) -> None:
         self.app, self.full = app, full
+        self.prefixed = prefixed
         handlers = {k: v for k, v in app.exception_handlers.items() if k not in (500, Exception)}
         self._routes = [(method, compile_path(path)[0],
                          _guarded(ExceptionMiddleware(_asgi(endpoint), handlers=handlers), app))
@@ -91,6 +95,9 @@ class Lane:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
             method, path = scope["method"], scope["path"]
+            if self.prefixed is not None and path.startswith(self.prefixed[0]):
+                await self.prefixed[1](scope, receive, send)
+                return
             for route_method, pattern, lane in self._routes:
                 if method == route_method and (match := pattern.match(path)) is not None:
                     scope["app"] = self.app
@@ -122,4 +129,3 @@ def _asgi(endpoint: Endpoint) -> ASGIApp:
         await response(scope, receive, send)
 
     return app
-
