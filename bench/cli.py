@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 import timeit
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,51 @@ def saturation_order(rounds: int, targets: list[str]) -> list[tuple[int, str]]:
     first — m b, b m — gave the baseline a phase after its own in every second round,
     and minigate none: runs up to ``20261128T172435Z`` are biased against minigate.)"""
     return [(r, t) for r in range(max(1, rounds)) for t in targets]
+
+
+#: Seconds of each server's first, unmeasured phase (8 workers): imports, pools, caches.
+WARMUP = 1.0
+#: Seconds run unmeasured after a switch from the other server, before a measured phase.
+SWITCH_WARMUP = 2.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One phase of :meth:`Bench._interleaved`: ``target`` runs for ``duration`` seconds
+    (None: the run's ``--duration``); measured only if ``record``."""
+
+    target: str
+    duration: float | None = None
+    record: bool = False
+    round: int | None = None
+    fraction: float | None = None
+    concurrency: int | None = None
+
+
+def phase_plan(rounds: int, targets: list[str], fractions: list[float],
+               duration: float) -> list[Step]:
+    """Every phase of one operation, in order: the warm-ups, the saturation rounds
+    (:func:`saturation_order`), the open-loop phases; each measured phase after a
+    switch warm-up of its own server.
+
+    The server not running is stopped (:func:`_pause_all_but`), and a phase costs more
+    when its server was stopped for longer before it (round 7, ``docs/performance.md``:
+    up to 40 % more CPU per checkout after 7 s than after 3 s). So each measured phase
+    follows the same thing: the other server's switch warm-up and a phase as long as a
+    measured one. The first measured phase would otherwise follow only the other
+    server's short warm-up: an unmeasured *settle* phase of that server makes up the
+    difference."""
+    steps = [Step(t, WARMUP, concurrency=8) for t in targets]
+    order = saturation_order(rounds, targets)
+    first = order[0][1]
+    others = [t for t in targets if t != first]
+    if others:  # the stop before the first measured phase, as long as before the others
+        steps.append(Step(others[-1], SWITCH_WARMUP - WARMUP + duration))
+    measured = ([Step(t, record=True, round=r) for r, t in order]
+                + [Step(t, record=True, fraction=f) for f in fractions for t in targets])
+    for step in measured:
+        steps += [Step(step.target, SWITCH_WARMUP), step]
+    return steps
 
 
 class Bench:
@@ -365,42 +411,36 @@ class Bench:
         indices of minigate's notified seeded orders."""
         cursor = dict.fromkeys(servers, 0)
         notified: list[int] = []
-        previous: str | None = None  # the server that ran the last phase
-
-        def run(target: str, meta: dict[str, Any], record: bool = True,
-                **kw: Any) -> dict[str, Any]:
-            nonlocal previous
-            _pause_all_but(target, servers)
-            switched, previous = previous not in (None, target), target
-            if record and switched:
-                # The first seconds after a switch are costlier for the server that
-                # resumes: not measured. (The phase after it still measures slower than one
-                # that follows the same server's own phase: hence saturation_order.)
-                run(target, meta, record=False, duration=2.0)
-            if op == "notification":
-                kw |= {"pool_start": cursor[target], "pool_size": pools[target] - cursor[target]}
-            row = self.phase(meta, self.spec(op, servers[target], p, **kw), servers[target],
-                             record)
-            if op == "notification":
-                cursor[target] += row["pool_used"]
-                if target == "minigate":
-                    notified.extend(row["notified"])
-            return row
-
-        for target in servers:
-            run(target, metas[target], record=False, duration=1.0, concurrency=8)
         saturation: dict[str, list[float]] = {t: [] for t in servers}
         label = f"{p.name}-{metas['minigate']['db']}-{op}"
-        for r, target in saturation_order(self.args.rounds, list(servers)):
-            first = target == "minigate" and r == 0
-            spy = self.profile(servers[target], label) if first else None
-            row = run(target, metas[target] | {"round": r + 1})
+        for step in phase_plan(self.args.rounds, list(servers), self.args.fractions,
+                               self.args.duration):
+            _pause_all_but(step.target, servers)
+            meta, kw = metas[step.target], {}
+            if step.duration is not None:
+                kw["duration"] = step.duration
+            if step.concurrency is not None:
+                kw["concurrency"] = step.concurrency
+            if step.round is not None:
+                meta = meta | {"round": step.round + 1}
+            if step.fraction is not None:  # open loop at a fraction of its own saturation
+                meta = meta | {"fraction": step.fraction}
+                kw |= {"mode": "open", "rate": max(1.0, step.fraction * statistics.median(
+                    saturation[step.target]))}
+            if op == "notification":
+                kw |= {"pool_start": cursor[step.target],
+                       "pool_size": pools[step.target] - cursor[step.target]}
+            first = step.round == 0 and step.target == "minigate"
+            spy = self.profile(servers[step.target], label) if first else None
+            row = self.phase(meta, self.spec(op, servers[step.target], p, **kw),
+                             servers[step.target], step.record)
             self.finish_profile(spy, label)
-            saturation[target].append(row["throughput"])
-        for f in self.args.fractions:
-            for target in servers:
-                rate = max(1.0, f * statistics.median(saturation[target]))
-                run(target, metas[target] | {"fraction": f}, mode="open", rate=rate)
+            if op == "notification":
+                cursor[step.target] += row["pool_used"]
+                if step.target == "minigate":
+                    notified.extend(row["notified"])
+            if step.round is not None:
+                saturation[step.target].append(row["throughput"])
         _pause_all_but(None, servers)
         return notified
 

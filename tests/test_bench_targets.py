@@ -224,3 +224,33 @@ def test_every_measured_saturation_phase_follows_the_other_servers() -> None:
     assert parse_args(["run"]).rounds == 2
     with pytest.raises(SystemExit):
         parse_args(["run", "--rounds", "0"])
+
+
+def test_every_measured_phase_follows_an_equally_long_stop() -> None:
+    """A phase costs more when its server was stopped for longer before it, so before every
+    measured phase the other server ran the same phases (count and seconds); the first
+    round's minigate phase included, which used to follow only the baseline's 1-second
+    warm-up."""
+    from bench.cli import SWITCH_WARMUP, WARMUP, phase_plan
+
+    duration = 5.0
+    for rounds in (1, 2, 4):
+        for fractions in ([0.5], [0.25, 0.5, 0.75]):
+            plan = phase_plan(rounds, ["minigate", "baseline"], fractions, duration)
+            measured = [i for i, step in enumerate(plan) if step.record]
+            assert len(measured) == 2 * rounds + 2 * len(fractions)
+            assert plan[0].duration == plan[1].duration == WARMUP  # both warmed up first
+            stops = set()
+            for i in measured:
+                target = plan[i].target
+                assert plan[i - 1].target == target and not plan[i - 1].record
+                assert plan[i - 1].duration == SWITCH_WARMUP  # its own switch warm-up
+                j, seconds = i - 2, []
+                while j >= 0 and plan[j].target != target:  # the other server's run
+                    seconds.append(plan[j].duration or duration)
+                    j -= 1
+                stops.add((len(seconds), sum(seconds)))
+            assert stops == {(2, SWITCH_WARMUP + duration)}
+            # the rounds still alternate strictly, minigate first
+            rounds_run = [(s.round, s.target) for s in plan if s.record and s.round is not None]
+            assert rounds_run == [(r, t) for r in range(rounds) for t in ("minigate", "baseline")]
