@@ -680,13 +680,14 @@ class Soak:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None,
-                        help="seconds of load with faults (default 900; 60 with --short)")
+                        help="seconds of load with faults (default 900; 45 with --short)")
     parser.add_argument("--faults", type=int, default=None,
-                        help="how many faults (default 30; 11 with --short), kinds in turn")
+                        help=("how many faults (default 30; with --short one of each of the "
+                              f"{len(FAULT_KINDS)} kinds), kinds in turn"))
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed for the load and the fault plan (default: random)")
     parser.add_argument("--short", action="store_true",
-                        help="about 2 minutes in all: 60 s of load, 11 faults (CI)")
+                        help="about 2 minutes in all: 45 s of load, one fault of each kind (CI)")
 
 
 def run(args: argparse.Namespace) -> int:

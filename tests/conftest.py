@@ -66,6 +66,17 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database, for what only PostgreSQL has (mark the test
+    ``postgres``)."""
+    name, url = await _pg_database()
+    try:
+        yield url
+    finally:
+        await _drop_pg(name)
+
+
+@pytest.fixture
 async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'minigate.db'}"
 

@@ -6,11 +6,13 @@ that must wait for another process's write lock does not stop the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
@@ -293,3 +295,73 @@ async def test_a_closed_store_finishes_its_batch_and_opens_no_connection(
     async with session_factory(engine)() as session:
         ids = (await session.scalars(select(Order.id).where(Order.id.like("ord_hot2%")))).all()
         assert ids == ["ord_hot20"]
+
+
+@pytest.mark.postgres
+async def test_a_statement_cancelled_mid_flight_never_reaches_the_next_caller(
+    postgres_url: str,
+) -> None:
+    """A read cancelled while PostgreSQL runs it (a client gone, a deadline) leaves its
+    connection mid-protocol, waiting for the cancellation's answer. The store does not hand
+    such a connection to the next caller: it is discarded, and the next statement runs on
+    a new one (another server process)."""
+    engine = make_engine(postgres_url, pool_size=1)  # the next read gets the same slot
+    try:
+        store = hot.hot_store(engine)
+        slow = hot.Sql(select(func.pg_sleep(2)))
+        backend = hot.Sql(select(func.pg_backend_pid().label("pid")))
+        pid = (await store.read(backend))[0]["pid"]
+        assert (await store.read(backend))[0]["pid"] == pid  # a clean end keeps it
+        for _ in range(3):
+            task = asyncio.ensure_future(store.read(slow))
+            await asyncio.sleep(0.2)  # the statement is running on the server
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            rows = await store.read(backend)
+            assert len(rows) == 1 and rows[0]["pid"] != pid
+            pid = rows[0]["pid"]
+            async with session_factory(engine)() as session:  # and for the ORM too
+                assert await session.scalar(select(func.now())) is not None
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_connection_left_mid_operation_is_discarded_and_the_statement_runs_on_another(
+    postgres_url: str,
+) -> None:
+    """Should the pool ever hold a connection with an operation still in progress (seen
+    once in the fault soak, while PostgreSQL was stopping), asyncpg refuses the next
+    statement before sending it. Nothing reached the server, so the store runs the
+    statement on a fresh connection — for a read and for a transaction alike — and the
+    refusing connection never comes back."""
+    engine = make_engine(postgres_url, pool_size=1)
+    await migrate(engine)
+    try:
+        store = hot.hot_store(engine)
+        now = hot.Sql(select(func.now().label("at")))
+
+        async def poison() -> asyncio.Task[Any]:
+            fairy = await engine.raw_connection()
+            driver: Any = fairy.driver_connection
+            running = asyncio.ensure_future(driver.fetch("SELECT pg_sleep(0.5)"))
+            await asyncio.sleep(0.05)  # on the server now
+            fairy.close()  # back in the pool, busy
+            return running
+
+        running = await poison()
+        rows = await store.read(now)
+        assert len(rows) == 1 and rows[0]["at"] is not None
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):
+            await running  # its connection was discarded: the statement ends with it
+
+        running = await poison()
+        await store.transaction(hot.insert(_order(40)))
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):
+            await running
+        assert [r["id"] for r in await store.read(hot.ORDER_WITH_PAYMENT,
+                                                  order_id="ord_hot40")] == ["ord_hot40"]
+        assert store.statements >= 3
+    finally:
+        await engine.dispose()

@@ -488,15 +488,30 @@ class HotStore:
         return await self._asyncpg(work, transaction=False)
 
     async def _asyncpg(self, work: Work[T], *, transaction: bool) -> T:
-        fairy = await self.engine.raw_connection()
-        driver: Any = fairy.driver_connection
+        counted = self._counted(work)
+        flight = _Flight()
         try:
-            return await _run_asyncpg(driver, self.dialect, self._counted(work), transaction)
+            for attempt in (1, 2):
+                fairy = await self.engine.raw_connection()
+                driver: Any = fairy.driver_connection
+                flight.clean = True
+                try:
+                    return await _run_asyncpg(driver, self.dialect, counted, transaction,
+                                              flight)
+                except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+                    if attempt == 1 and flight.refused_at_start(exc):
+                        continue  # nothing reached the server: the next connection runs it
+                    raise
+                finally:
+                    if flight.clean and not driver.is_closed() \
+                            and not driver.is_in_transaction():
+                        fairy.close()  # nothing to reset: the transaction ended here
+                    else:  # broken or interrupted mid-statement or mid-transaction:
+                        # never hand it to anyone else
+                        await asyncio.shield(greenlet_spawn(fairy.invalidate))
+            raise AssertionError("unreachable")  # pragma: no cover - the loop returns
         finally:
-            if not driver.is_closed() and not driver.is_in_transaction():
-                fairy.close()  # nothing to reset: the transaction ended here
-            else:  # broken or interrupted mid-transaction: never hand it to anyone else
-                await asyncio.shield(greenlet_spawn(fairy.invalidate))
+            counted.close()
 
     async def _batched(self, work: Work[T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -687,40 +702,91 @@ def _count(result: list[Row] | int) -> int:
     return len(result) if isinstance(result, list) else result
 
 
-async def _run_asyncpg(conn: Any, dialect: Dialect, work: Work[T], transaction: bool) -> T:
+class _Flight:
+    """What one unit of work did to its asyncpg connection, for :meth:`HotStore._asyncpg`.
+
+    ``clean`` is False from the moment a statement is sent until its answer has arrived:
+    an exception in between (a cancellation, a lost connection, a protocol error) leaves
+    the connection mid-protocol, and handed back to the pool it would fail whoever takes
+    it next ("another operation is in progress"). A server's error answer is clean (the
+    protocol is back at ReadyForQuery, or the connection is closed), and so is an
+    exception raised by the work itself between statements.
+
+    ``request`` is the first statement, taken from the work before the connection is used,
+    so that if the connection refuses it outright the next connection can be given it."""
+
+    __slots__ = ("clean", "started", "request")
+
+    def __init__(self) -> None:
+        self.clean = True
+        self.started = False
+        self.request: Step | None = None
+
+    def refused_at_start(self, exc: BaseException) -> bool:
+        """The connection refused the first thing asked of it before sending anything:
+        another caller left an operation in progress on it (asyncpg checks its protocol
+        state before it writes a message)."""
+        text = str(exc)
+        return not self.started and ("another operation" in text
+                                     or "cannot switch to state" in text)
+
+
+async def _run_asyncpg(conn: Any, dialect: Dialect, work: Work[T], transaction: bool,
+                       flight: _Flight) -> T:
+    """Run ``work`` on ``conn``. ``work`` is closed here unless the connection refused the
+    first statement (:meth:`_Flight.refused_at_start`): then the caller may run it again
+    on another connection, from the same first statement."""
     began = False
+    retry = False
     try:
+        if flight.request is None:
+            flight.request = work.send(None)
         if transaction:
+            flight.clean = False
             await conn.execute("BEGIN")
-            began = True
-        result: Any = None
+            flight.clean = began = flight.started = True
+        sql, params = flight.request
         while True:
-            sql, params = work.send(result)
             prepared = sql.prepared(dialect)
+            flight.clean = False
             if isinstance(sql, Many):
                 merged = Many.merged(params)
-                result = list(await conn.fetchrow(prepared.sql, *prepared.args(merged)))
+                result: Any = list(await conn.fetchrow(prepared.sql, *prepared.args(merged)))
             elif prepared.returns_rows:
                 result = prepared.rows(await conn.fetch(prepared.sql, *prepared.args(params)))
             else:
                 status = await conn.execute(prepared.sql, *prepared.args(params))
                 result = int(status.rsplit(" ", 1)[-1])
+            flight.clean = flight.started = True
+            sql, params = work.send(result)
     except StopIteration as done:
         if began:
+            flight.clean = False
             await conn.execute("COMMIT")
+            flight.clean = True
         return cast(T, done.value)
     except Rollback as stop:
         if began:
+            flight.clean = False
             await conn.execute("ROLLBACK")
+            flight.clean = True
         return cast(T, stop.value)
     except asyncpg.IntegrityConstraintViolationError as exc:
+        flight.clean = True  # the server's answer
         await _rollback(conn, began)
         raise IntegrityError(None, None, exc) from exc
-    except BaseException:
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+        retry = flight.refused_at_start(exc)
+        await _rollback(conn, began)
+        raise
+    except BaseException as exc:
+        if isinstance(exc, asyncpg.PostgresError):
+            flight.clean = True  # the server's answer
         await _rollback(conn, began)
         raise
     finally:
-        work.close()
+        if not retry:
+            work.close()
 
 
 async def _rollback(conn: Any, began: bool) -> None:
