@@ -162,6 +162,9 @@ def saturation_order(rounds: int, targets: list[str]) -> list[tuple[int, str]]:
 WARMUP = 1.0
 #: Seconds run unmeasured after a switch from the other server, before a measured phase.
 SWITCH_WARMUP = 2.0
+#: Notifications per second the seeded pending orders are sized for (minigate reached
+#: 4,200/s on SQLite here; the first sizing, at 2,500/s, ran out on a faster day).
+NOTIFY_CEILING = 6000
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,16 @@ def phase_plan(rounds: int, targets: list[str], fractions: list[float],
     for step in measured:
         steps += [Step(step.target, SWITCH_WARMUP), step]
     return steps
+
+
+def notification_pool(rounds: int, fractions: list[float], duration: float) -> int:
+    """Pending orders to seed for one server's notifications in :func:`phase_plan`'s
+    phases (its warm-ups and saturation rounds, and the open-loop phases at their fraction
+    of saturation) at up to :data:`NOTIFY_CEILING` per second. A phase that runs out stops
+    the run (:meth:`Bench._interleaved`): its figures would be wrong."""
+    seconds = (WARMUP + rounds * (SWITCH_WARMUP + duration)
+               + sum(SWITCH_WARMUP + f * duration for f in fractions))
+    return int(NOTIFY_CEILING * seconds) + 3000
 
 
 class Bench:
@@ -319,8 +332,9 @@ class Bench:
                     concurrency=kw.pop("concurrency", self.args.concurrency),
                     duration=kw.pop("duration", self.args.duration), **kw)
 
-    def pool_size(self, extra_phases: float) -> int:
-        return int(2500 * self.args.duration * extra_phases) + 3000
+    def pool_size(self) -> int:
+        """For a server's warm-up and one measured phase (workers, rows)."""
+        return notification_pool(1, [], self.args.duration)
 
     # -- servers ---------------------------------------------------------------------------
     def start(self, kind: str, db: Database, n: int = 1,
@@ -382,8 +396,9 @@ class Bench:
             for t in targets:
                 asyncio.run(dbs[t].create(minigate_schema=t == "minigate"))
             # the baseline needs no seeded orders: any number is accepted once
-            extra = self.args.rounds + sum(self.args.fractions)
-            pools = {"minigate": self.pool_size(extra), "baseline": 10**8}
+            pools = {"minigate": notification_pool(self.args.rounds, self.args.fractions,
+                                                   self.args.duration),
+                     "baseline": 10**8}
             ids = self.seed(dbs["minigate"], p, pools["minigate"])
             add_note(self.notes, CORE_NOTE)
             for t in targets:
@@ -436,6 +451,11 @@ class Bench:
                              servers[step.target], step.record)
             self.finish_profile(spy, label)
             if op == "notification":
+                if row.get("pool_exhausted"):
+                    raise RuntimeError(
+                        f"{label}: the seeded pending orders ran out after "
+                        f"{row['pool_used']} notifications ({row['throughput']:.0f}/s); "
+                        "raise bench.cli.NOTIFY_CEILING")
                 cursor[step.target] += row["pool_used"]
                 if step.target == "minigate":
                     notified.extend(row["notified"])
@@ -456,7 +476,7 @@ class Bench:
             db = Database("postgres", self.tmp)
             asyncio.run(db.create())
             try:
-                pool = self.pool_size(1)
+                pool = self.pool_size()
                 self.seed(db, self.provider, pool)
                 servers = self.start("minigate", db, n)
                 meta = {"suite": "workers", "db": "postgres", "server": "minigate"}
@@ -482,7 +502,7 @@ class Bench:
                 took = asyncio.run(db.seed_history(history))
                 self.notes.append(f"rows: seeding {history:,} history orders with 1 payment, "
                                   f"2 events, 1 notification each took {took:.0f} s")
-                pool = self.pool_size(1)
+                pool = self.pool_size()
                 self.seed(db, self.provider, pool)
                 servers = self.start("minigate", db)
                 meta = {"suite": "rows", "db": "postgres", "server": "minigate",

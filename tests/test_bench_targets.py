@@ -254,3 +254,20 @@ def test_every_measured_phase_follows_an_equally_long_stop() -> None:
             # the rounds still alternate strictly, minigate first
             rounds_run = [(s.round, s.target) for s in plan if s.record and s.round is not None]
             assert rounds_run == [(r, t) for r in range(rounds) for t in ("minigate", "baseline")]
+
+
+def test_the_seeded_orders_last_every_notification_phase_at_the_ceiling() -> None:
+    """minigate's notifications each use up a seeded pending order. A run once reached
+    4,200/s where the orders had been sized for 2,500/s: the warm-ups used them up, the
+    next phase measured 0/s and the report failed. The pool now covers every second
+    minigate runs in a run's plan at :data:`NOTIFY_CEILING`."""
+    from bench.cli import NOTIFY_CEILING, notification_pool, phase_plan
+
+    for duration in (5.0, 15.0):
+        for rounds in (1, 2, 4):
+            for fractions in ([0.5], [0.25, 0.5, 0.75]):
+                plan = phase_plan(rounds, ["minigate", "baseline"], fractions, duration)
+                seconds = sum((step.duration or duration) * (step.fraction or 1.0)
+                              for step in plan if step.target == "minigate")
+                pool = notification_pool(rounds, fractions, duration)
+                assert NOTIFY_CEILING * seconds <= pool <= NOTIFY_CEILING * seconds + 3000
