@@ -31,9 +31,12 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 #: whenever the pool holds more than that many connections *in all*: above 20 calls in
 #: flight, nearly every call that ended closed its connection and the next one opened a
 #: new one (a TCP and TLS handshake each). Keeping as many idle connections as may be open
-#: removes that churn; idle ones still close after ``keepalive_expiry`` seconds.
+#: removes that churn; idle ones still close after ``keepalive_expiry`` seconds. That is
+#: shorter than the idle timeout of the servers at the other end (uvicorn's 5 s, which the
+#: sandbox's simulators run behind; nginx's 75 s): reusing a connection at the moment its
+#: server closes it fails the call with "Server disconnected", an unknown outcome.
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100,
-                           keepalive_expiry=5.0)
+                           keepalive_expiry=4.0)
 
 
 def http_client(**kwargs: object) -> httpx.AsyncClient:
