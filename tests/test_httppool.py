@@ -59,8 +59,13 @@ class Server:
 async def client_factory() -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
     made: list[httpx.AsyncClient] = []
 
-    def make(**kw: Any) -> httpx.AsyncClient:
-        made.append(http_client(**kw))
+    def make(connections: int | None = None, idle: int | None = None,
+             expiry: float = 5.0) -> httpx.AsyncClient:
+        """minigate's client; with ``connections``, these pool limits instead."""
+        limits = {} if connections is None else {"limits": httpx.Limits(
+            max_connections=connections, max_keepalive_connections=idle or connections,
+            keepalive_expiry=expiry)}
+        made.append(http_client(**limits))
         return made[-1]
 
     yield make
@@ -125,8 +130,7 @@ async def test_the_pool_keeps_to_max_connections_and_queues_the_rest(
 ) -> None:
     server = Server(delay=0.05)
     async with server as url:
-        client = client_factory(limits=httpx.Limits(max_connections=2,
-                                                    max_keepalive_connections=2))
+        client = client_factory(connections=2)
         answers = await asyncio.wait_for(asyncio.gather(*(client.get(url)
                                                           for _ in range(8))), 10)
         assert [a.text for a in answers] == ["ok"] * 8
@@ -139,9 +143,7 @@ async def test_idle_connections_past_their_keep_alive_are_closed(
     monkeypatch.setattr(httppool, "SWEEP_SECONDS", 0.0)
     server = Server(delay=0.02)
     async with server as url:
-        client = client_factory(limits=httpx.Limits(max_connections=10,
-                                                    max_keepalive_connections=10,
-                                                    keepalive_expiry=0.2))
+        client = client_factory(connections=10, expiry=0.2)
         await asyncio.gather(*(client.get(url) for _ in range(3)))
         assert server.accepted == 3 and len(_pool(client).connections) == 3
         await asyncio.sleep(0.3)
@@ -155,8 +157,7 @@ async def test_surplus_idle_connections_are_closed(
 ) -> None:
     server = Server(delay=0.05)
     async with server as url:
-        client = client_factory(limits=httpx.Limits(max_connections=6,
-                                                    max_keepalive_connections=2))
+        client = client_factory(connections=6, idle=2)
         await asyncio.gather(*(client.get(url) for _ in range(6)))
         assert server.accepted == 6
         assert (await client.get(url)).text == "ok"
@@ -168,8 +169,7 @@ async def test_a_cancelled_call_leaves_the_pool_usable(
 ) -> None:
     server = Server(delay=0.2)
     async with server as url:
-        client = client_factory(limits=httpx.Limits(max_connections=1,
-                                                    max_keepalive_connections=1))
+        client = client_factory(connections=1)
         first = asyncio.ensure_future(client.get(url))
         queued = asyncio.ensure_future(client.get(url))  # waits for the one connection
         await asyncio.sleep(0.05)
