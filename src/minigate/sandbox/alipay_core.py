@@ -10,11 +10,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from minigate.clock import Clock
+
+
+class TradeOwner(Protocol):
+    """The simulator a trade belongs to (a reference, not a closure: see ``wechat_core``)."""
+
+    async def trade_paid(self, trade: Trade) -> None:
+        """The wallet has paid ``trade``."""
 
 
 @dataclass
@@ -25,7 +32,9 @@ class Trade:
     amount_minor: int
     currency: str
     total_fee: str
-    on_paid: Callable[[Trade], Awaitable[None]]
+    owner: TradeOwner
+    #: the owner's record of the payment this trade is for
+    record: Any = None
     status: str = "WAIT_BUYER_PAY"  # TRADE_SUCCESS, TRADE_CLOSED
     paid_at: datetime | None = None
 
@@ -51,14 +60,14 @@ class AlipayCore:
 
     def create_trade(
         self, *, out_trade_no: str, amount_minor: int, currency: str, total_fee: str,
-        subject: str, merchant: str, on_paid: Callable[[Trade], Awaitable[None]],
+        subject: str, merchant: str, owner: TradeOwner, record: Any = None,
         merchant_name: str = SECONDARY_MERCHANT_NAME, industry: str = SECONDARY_MERCHANT_INDUSTRY,
     ) -> dict[str, str]:
         """Create a trade and return its signed gateway data, in Alipay's field order (the
         fields of Latipay's ``/v2/minialipay`` example: ``body`` carries the industry code,
         ``supplier`` the merchant's name)."""
         trade = Trade("2026" + secrets.token_hex(12), out_trade_no, self.partner, amount_minor,
-                      currency, total_fee, on_paid)
+                      currency, total_fee, owner, record)
         self.trades[trade.trade_no] = trade
         self._by_out_no[out_trade_no] = trade.trade_no
         data = {
@@ -99,7 +108,7 @@ class AlipayCore:
         if outcome == "fail":
             return {"resultCode": "4000", "memo": "payment failed"}
         trade.status, trade.paid_at = "TRADE_SUCCESS", self.clock.now()
-        await trade.on_paid(trade)
+        await trade.owner.trade_paid(trade)
         return {"resultCode": "9000", "memo": ""}
 
     def _find(self, order_str: str | None, trade_no: str | None) -> Trade | None:

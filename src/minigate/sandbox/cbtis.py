@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from minigate.domain.money import MoneyError, format_minor, parse_minor
 from minigate.providers.cbtis import assumptions as A
 from minigate.providers.cbtis import signing
 from minigate.sandbox import media
-from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_checker
+from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_ok
 
 if TYPE_CHECKING:
     from minigate.sandbox.world import SandboxWorld
@@ -164,8 +165,7 @@ class CbtisSim:
             appid=merchant.appid, mchid=merchant.wechat_mchid, openid=wechat["sub_openid"],
             amount_minor=minor, currency=intent.currency,
             description=str(body["description"]), expires_at=None,
-            verify_pay_sign=md5_pay_sign_checker(merchant.appid, merchant.wechat_key),
-            on_paid=lambda prepay: self._paid(intent),
+            owner=self, record=intent,
         )
         self.intents[(merchant.client_id, intent.merchant_order_id)] = intent
         self.by_order_id[intent.order_id] = intent
@@ -216,6 +216,13 @@ class CbtisSim:
         ts = str(int(prepay.created_at.timestamp()))
         nonce = prepay.prepay_id[-16:]
         return md5_pay_params(merchant.appid, merchant.wechat_key, prepay.prepay_id, ts, nonce)
+
+    def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
+        intent: Intent = prepay.record
+        return md5_pay_sign_ok(prepay.appid, intent.merchant.wechat_key, params)
+
+    async def prepay_paid(self, prepay: Prepay) -> None:
+        await self._paid(prepay.record)
 
     async def _paid(self, intent: Intent) -> None:
         intent.status, intent.pay_time = "SUCCEEDED", self.world.clock.now()

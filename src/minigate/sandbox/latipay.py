@@ -18,6 +18,7 @@ import itertools
 import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,9 +31,10 @@ from pydantic import BaseModel, Field
 from minigate.domain.money import format_minor, parse_minor
 from minigate.providers.latipay import signing
 from minigate.sandbox import media
-from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_checker
+from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_ok
 
 if TYPE_CHECKING:
+    from minigate.sandbox.alipay_core import Trade
     from minigate.sandbox.world import SandboxWorld
 
 AMOUNT_RE = re.compile(r"(0|[1-9][0-9]*)\.[0-9]{2}")
@@ -63,9 +65,12 @@ class LatipayOrder:
     status: str = "pending"
     pay_time: datetime | None = None
     refunded_minor: int = 0
-    refund_refs: set[str] = field(default_factory=set)
+    #: Tuples, replaced on each refund (refunds are rare; an order lives as long as the
+    #: sandbox): a tuple of strings and integers is one object the collector stops
+    #: tracking, where a set and a list would be two more for it to walk every time.
+    refund_refs: tuple[str, ...] = ()
     #: every refund accepted, in order: (``reference`` as sent, amount in minor units)
-    refunds: list[tuple[str, int]] = field(default_factory=list)
+    refunds: tuple[tuple[str, int], ...] = ()
     prepay_id: str = ""
 
 
@@ -151,8 +156,7 @@ class LatipaySim:
             appid=str(body["app_id"]), mchid=merchant.wechat_mchid, openid=str(body["open_id"]),
             amount_minor=minor, currency=merchant.currency,
             description=str(body.get("product_name") or ""), expires_at=None,
-            verify_pay_sign=md5_pay_sign_checker(str(body["app_id"]), merchant.wechat_key),
-            on_paid=lambda prepay: self._paid(order),
+            owner=self, record=order,
         )
         order.prepay_id = prepay.prepay_id
         params = md5_pay_params(str(body["app_id"]), merchant.wechat_key, prepay.prepay_id,
@@ -185,7 +189,7 @@ class LatipaySim:
         gateway = self.world.alipay.create_trade(
             out_trade_no=order.order_id, amount_minor=minor, currency=merchant.currency,
             total_fee=str(body["amount"]), subject=str(body.get("product_name") or "order"),
-            merchant=merchant.wallet_id, on_paid=lambda trade: self._paid(order),
+            merchant=merchant.wallet_id, owner=self, record=order,
         )
         order.response = {
             "code": 0, "message": "SUCCESS", "messageCN": "操作成功", "gatewaydata": gateway,
@@ -207,6 +211,16 @@ class LatipaySim:
         return order
 
     # -- payment result -------------------------------------------------------------------
+    def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
+        order: LatipayOrder = prepay.record
+        return md5_pay_sign_ok(prepay.appid, order.merchant.wechat_key, params)
+
+    async def prepay_paid(self, prepay: Prepay) -> None:
+        await self._paid(prepay.record)
+
+    async def trade_paid(self, trade: Trade) -> None:
+        await self._paid(trade.record)
+
     async def _paid(self, order: LatipayOrder) -> None:
         order.status, order.pay_time = "paid", self.world.clock.now()
         self.notify(order)
@@ -272,9 +286,9 @@ class LatipaySim:
         if order.status != "paid" or minor <= 0 or order.refunded_minor + minor > order.amount_minor:
             return _error(550, "Refund parameters wrong: amount exceeds what can be refunded")
         order.refunded_minor += minor
-        order.refunds.append((reference, minor))
+        order.refunds += ((reference, minor),)
         if ref_key:
-            order.refund_refs.add(ref_key)
+            order.refund_refs += (ref_key,)
         return JSONResponse({"code": 0, "message": ""})
 
     async def cancel(self, request: Request) -> Response:

@@ -13,31 +13,30 @@ import hashlib
 import hmac
 import secrets
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from minigate.clock import Clock
 
 CODE_TTL = timedelta(minutes=5)
 PER_MINUTE = 100
-
-
-@dataclass
-class _Code:
-    user: str
-    appid: str
-    issued_at: datetime
-    used: bool = False
+WINDOW = timedelta(minutes=1)
 
 
 class LoginSim:
+    """What it keeps is plain data (strings, datetimes, tuples of them), and what only
+    matters for a while is dropped when that while is over: a sandbox that serves many
+    logins must not make every full garbage collection walk one object per login."""
+
     def __init__(self, clock: Clock, apps: dict[str, str]) -> None:
         self.clock = clock
         self.apps = dict(apps)  # appid -> secret
-        #: Codes in the order they were issued, so expired ones are pruned from the front.
-        self._codes: dict[str, _Code] = {}
+        #: Codes not yet used, in the order they were issued, so expired ones are pruned
+        #: from the front. A used code is removed: it is then as unknown as one never issued.
+        self._codes: dict[str, tuple[str, str, datetime]] = {}
         self._known: set[tuple[str, str]] = set()  # (appid, openid) of every user seen
+        #: Each user's logins in the last minute (for 45011); a user with none is dropped.
         self._recent: dict[str, deque[datetime]] = {}
+        self._windows_swept_at: datetime | None = None
         self.fail_next = 0
         #: The latest session_keys handed out, so tests can check none of them leaks.
         self.issued_session_keys: deque[str] = deque(maxlen=10_000)
@@ -55,7 +54,8 @@ class LoginSim:
         now = self.clock.now()
         self._prune(now)
         code = secrets.token_hex(16)
-        self._codes[code] = _Code(user, appid, now)
+        # A plain tuple of strings and a datetime: the collector stops tracking it.
+        self._codes[code] = (user, appid, now)
         self._known.add((appid, self.openid_for(appid, user)))
         return code
 
@@ -63,9 +63,19 @@ class LoginSim:
         """Forget codes past their lifetime (a long-running sandbox must not grow forever)."""
         while self._codes:
             oldest = next(iter(self._codes))
-            if now - self._codes[oldest].issued_at <= CODE_TTL:
+            if now - self._codes[oldest][2] <= CODE_TTL:
                 return
             del self._codes[oldest]
+
+    def _sweep_windows(self, now: datetime) -> None:
+        """Once a minute, forget the users with no login in the last minute."""
+        if self._windows_swept_at is not None and now - self._windows_swept_at < WINDOW:
+            return
+        self._windows_swept_at = now
+        stale = [user for user, window in self._recent.items()
+                 if not window or now - window[-1] > WINDOW]
+        for user in stale:
+            del self._recent[user]
 
     def jscode2session(self, appid: str, secret: str, code: str) -> dict[str, object]:
         if self.fail_next > 0:
@@ -76,17 +86,21 @@ class LoginSim:
             return {"errcode": 40029, "errmsg": "invalid code (appid or secret mismatch)"}
         entry = self._codes.get(code)
         now = self.clock.now()
-        if entry is None or entry.used or entry.appid != appid or now - entry.issued_at > CODE_TTL:
+        if entry is None:
             return {"errcode": 40029, "errmsg": "invalid code"}
-        entry.used = True
-        if entry.user.startswith("blocked"):
+        user, code_appid, issued_at = entry
+        if code_appid != appid or now - issued_at > CODE_TTL:
+            return {"errcode": 40029, "errmsg": "invalid code"}
+        del self._codes[code]  # single use
+        if user.startswith("blocked"):
             return {"errcode": 40226, "errmsg": "code blocked"}
-        window = self._recent.setdefault(entry.user, deque())
-        while window and now - window[0] > timedelta(minutes=1):
+        self._sweep_windows(now)
+        window = self._recent.setdefault(user, deque())
+        while window and now - window[0] > WINDOW:
             window.popleft()
         if len(window) >= PER_MINUTE:
             return {"errcode": 45011, "errmsg": "api minute-quota reach limit  mustslower  retry next minute"}
         window.append(now)
         session_key = base64.b64encode(secrets.token_bytes(16)).decode()
         self.issued_session_keys.append(session_key)
-        return {"openid": self.openid_for(appid, entry.user), "session_key": session_key}
+        return {"openid": self.openid_for(appid, user), "session_key": session_key}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from pydantic import BaseModel
 
 from minigate.providers.qfpay import signing
 from minigate.sandbox import media
-from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_checker
+from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_ok
 
 if TYPE_CHECKING:
     from minigate.sandbox.world import SandboxWorld
@@ -154,8 +155,7 @@ class QfpaySim:
             amount_minor=txn.amount_minor, currency=txn.currency,
             description=form.get("goods_name", ""),
             expires_at=self.world.clock.now() + timedelta(minutes=minutes),
-            verify_pay_sign=md5_pay_sign_checker(merchant.appid, merchant.wechat_key),
-            on_paid=lambda prepay: self._paid(txn),
+            owner=self, record=txn,
         )
         txn.prepay = prepay
         code = self.in_progress or "0000"
@@ -199,6 +199,13 @@ class QfpaySim:
                               secrets.token_hex(16))
 
     # -- notifications ------------------------------------------------------------------
+    def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
+        txn: QfTxn = prepay.record
+        return md5_pay_sign_ok(prepay.appid, txn.merchant.wechat_key, params)
+
+    async def prepay_paid(self, prepay: Prepay) -> None:
+        await self._paid(prepay.record)
+
     async def _paid(self, txn: QfTxn) -> None:
         txn.paid_at = self.world.clock.now()
         self.notify(txn)

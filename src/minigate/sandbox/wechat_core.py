@@ -1,16 +1,23 @@
 """The simulated WeChat Pay core that every WeChat-reselling simulator creates prepays in.
 
-A prepay knows its AppID, merchant, payer openid, amount, expiry, how its ``paySign`` is
-checked, and which simulator owns it. The wallet pays it here; the owner is then told and
-sends its own notification.
+A prepay knows its AppID, merchant, payer openid, amount, expiry, and which simulator owns
+it (and which of the owner's records it belongs to). The owner says whether a ``paySign`` is
+right, and is told when the wallet pays; it then sends its own notification.
+
+A simulator keeps every prepay it creates, as a provider does, so what a prepay holds stays
+in the process for good. It holds plain data and references to long-lived objects only, no
+closures: each closure is a function, a tuple and its cells for the garbage collector to
+walk at every full collection (in a sandbox that has seen many orders, those collections
+were the slowest requests' pauses; ``docs/performance.md``, round 9).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from minigate.clock import Clock
 from minigate.providers.wechatpay import v2sign
@@ -27,6 +34,16 @@ def new_transaction_id(when: datetime) -> str:
     return "4200" + digits(6) + when.strftime("%Y%m%d") + digits(10)
 
 
+class PrepayOwner(Protocol):
+    """The simulator a prepay belongs to."""
+
+    def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
+        """Would the WeChat app accept these ``wx.requestPayment`` params for ``prepay``?"""
+
+    async def prepay_paid(self, prepay: Prepay) -> None:
+        """The wallet has paid ``prepay`` (its status, time and transaction id are set)."""
+
+
 @dataclass
 class Prepay:
     prepay_id: str
@@ -38,8 +55,9 @@ class Prepay:
     description: str
     created_at: datetime
     expires_at: datetime
-    verify_pay_sign: Callable[[Mapping[str, str]], bool]
-    on_paid: Callable[[Prepay], Awaitable[None]]
+    owner: PrepayOwner
+    #: the owner's record of the payment this prepay is for (an order, a transaction…)
+    record: Any = None
     status: str = "NOTPAY"  # NOTPAY, SUCCESS, CLOSED, REFUND
     transaction_id: str = ""
     paid_at: datetime | None = None
@@ -55,15 +73,14 @@ class WechatCore:
     def create_prepay(
         self, *, appid: str, mchid: str, openid: str, amount_minor: int, currency: str,
         description: str, expires_at: datetime | None,
-        verify_pay_sign: Callable[[Mapping[str, str]], bool],
-        on_paid: Callable[[Prepay], Awaitable[None]],
+        owner: PrepayOwner, record: Any = None,
     ) -> Prepay:
         now = self.clock.now()
         prepay_id = "wx" + now.strftime("%d%H%M%S") + secrets.token_hex(14)
         limit = now + PREPAY_TTL
         prepay = Prepay(
             prepay_id, appid, mchid, openid, amount_minor, currency, description, now,
-            min(expires_at, limit) if expires_at else limit, verify_pay_sign, on_paid,
+            min(expires_at, limit) if expires_at else limit, owner, record,
         )
         self.prepays[prepay_id] = prepay
         return prepay
@@ -84,7 +101,7 @@ class WechatCore:
         prepay = self.prepays.get(package.removeprefix("prepay_id="))
         if not package.startswith("prepay_id=") or prepay is None:
             return {"errMsg": "requestPayment:fail prepay_id not found"}
-        if not prepay.verify_pay_sign(params):
+        if not prepay.owner.pay_sign_ok(prepay, params):
             return {"errMsg": "requestPayment:fail 支付验证签名失败 (paySign is wrong)"}
         if prepay.status == "SUCCESS":
             return {"errMsg": "requestPayment:fail order already paid"}
@@ -99,7 +116,7 @@ class WechatCore:
         prepay.status = "SUCCESS"
         prepay.paid_at = self.clock.now()
         prepay.transaction_id = new_transaction_id(prepay.paid_at)
-        await prepay.on_paid(prepay)
+        await prepay.owner.prepay_paid(prepay)
         return {"errMsg": "requestPayment:ok"}
 
 
@@ -113,14 +130,10 @@ def md5_pay_params(appid: str, key: str, prepay_id: str, time_stamp: str,
             "signType": v2sign.MD5, "paySign": pay_sign}
 
 
-def md5_pay_sign_checker(appid: str, key: str) -> Callable[[Mapping[str, str]], bool]:
+def md5_pay_sign_ok(appid: str, key: str, params: Mapping[str, str]) -> bool:
     """What the WeChat app checks before paying an MD5-signed prepay."""
-
-    def check(params: Mapping[str, str]) -> bool:
-        fields = v2sign.pay_sign_params(appid, str(params.get("timeStamp")),
-                                        str(params.get("nonceStr")), str(params.get("package")),
-                                        str(params.get("signType")))
-        fields["sign"] = str(params.get("paySign"))
-        return params.get("signType") == v2sign.MD5 and v2sign.verify(fields, key)
-
-    return check
+    fields = v2sign.pay_sign_params(appid, str(params.get("timeStamp")),
+                                    str(params.get("nonceStr")), str(params.get("package")),
+                                    str(params.get("signType")))
+    fields["sign"] = str(params.get("paySign"))
+    return params.get("signType") == v2sign.MD5 and v2sign.verify(fields, key)

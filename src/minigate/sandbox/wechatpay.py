@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -207,21 +208,26 @@ class WechatpaySim:
     def new_order(self, *, out_trade_no: str, appid: str, openid: str, total: int,
                   currency: str, description: str, notify_url: str, version: str,
                   params: dict[str, Any], expires_at: datetime | None,
-                  verify_pay_sign: Any, sign_type: str = "MD5") -> WxOrder:
-        holder: dict[str, WxOrder] = {}
-
-        async def paid(_: Prepay) -> None:
-            await self.paid(holder["order"])
-
+                  sign_type: str = "MD5") -> WxOrder:
         prepay = self.world.wechat.create_prepay(
             appid=appid, mchid=self.mchid, openid=openid, amount_minor=total, currency=currency,
-            description=description, expires_at=expires_at, verify_pay_sign=verify_pay_sign,
-            on_paid=paid)
+            description=description, expires_at=expires_at, owner=self)
         order = WxOrder(out_trade_no, self.mchid, appid, version, params, prepay, notify_url,
                         sign_type)
-        holder["order"] = order
+        prepay.record = order
         self.orders[out_trade_no] = order
         return order
+
+    def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
+        """RSA over the v3 rule for a v3 order; the v2 rule with the order's ``signType``
+        (MD5 or HMAC-SHA256) for a v2 one."""
+        order: WxOrder = prepay.record
+        if order.version == "v2":
+            return self.world.wechatpay_v2.pay_sign_ok(order, params)
+        return self._pay_sign_ok(prepay.appid, params)
+
+    async def prepay_paid(self, prepay: Prepay) -> None:
+        await self.paid(prepay.record)
 
     def find_order(self, out_trade_no: str | None = None, transaction_id: str | None = None
                    ) -> WxOrder | None:
@@ -291,15 +297,14 @@ class WechatpaySim:
             if existing.params == data and existing.prepay.status == "NOTPAY":
                 return self.answer(request, 200, {"prepay_id": existing.prepay.prepay_id})
             return self.error(request, 400, "INVALID_REQUEST", DUPLICATE_ORDER_NO)
-        appid = str(data["appid"])
         order = self.new_order(
-            out_trade_no=str(data["out_trade_no"]), appid=appid, openid=str(payer["openid"]),
-            total=total, currency="CNY", description=str(data["description"]),
-            notify_url=str(data["notify_url"]), version="v3", params=data, expires_at=expires,
-            verify_pay_sign=lambda p: self._pay_sign_ok(appid, p))
+            out_trade_no=str(data["out_trade_no"]), appid=str(data["appid"]),
+            openid=str(payer["openid"]), total=total, currency="CNY",
+            description=str(data["description"]), notify_url=str(data["notify_url"]),
+            version="v3", params=data, expires_at=expires)
         return self.answer(request, 200, {"prepay_id": order.prepay.prepay_id})
 
-    def _pay_sign_ok(self, appid: str, params: Any) -> bool:
+    def _pay_sign_ok(self, appid: str, params: Mapping[str, str]) -> bool:
         if params.get("signType") != "RSA":
             return False
         message = v3sign.pay_sign_message(appid, str(params.get("timeStamp")),

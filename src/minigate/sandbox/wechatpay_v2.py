@@ -17,6 +17,7 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -125,24 +126,24 @@ class WechatpayV2Api:
             if existing.params == params and existing.prepay.status == "NOTPAY":
                 return self._prepay_answer(existing, st)
             return self._result_fail("INVALID_REQUEST", DUPLICATE_ORDER_NO, st)
-        appid = f["appid"]
         order = self.sim.new_order(
-            out_trade_no=f["out_trade_no"], appid=appid, openid=f["openid"],
+            out_trade_no=f["out_trade_no"], appid=f["appid"], openid=f["openid"],
             total=int(f["total_fee"]), currency="CNY", description=f["body"],
             notify_url=f["notify_url"], version="v2", params=params,
-            expires_at=parse_china_time(f.get("time_expire", "")),
-            verify_pay_sign=lambda p: self._pay_sign_ok(appid, st, p), sign_type=st)
+            expires_at=parse_china_time(f.get("time_expire", "")), sign_type=st)
         return self._prepay_answer(order, st)
 
     def _prepay_answer(self, order: WxOrder, sign_type: str) -> Response:
         return self._signed({"result_code": "SUCCESS", "trade_type": "JSAPI",
                              "prepay_id": order.prepay.prepay_id}, sign_type)
 
-    def _pay_sign_ok(self, appid: str, sign_type: str, params: Any) -> bool:
+    def pay_sign_ok(self, order: WxOrder, params: Mapping[str, str]) -> bool:
+        """The v2 ``paySign`` of a v2 order, with the ``signType`` it was created with."""
+        sign_type = order.sign_type
         if params.get("signType") != sign_type:
             return False  # "需与统一下单的签名类型一致"
         fields: dict[str, object] = dict(v2sign.pay_sign_params(
-            appid, str(params.get("timeStamp")), str(params.get("nonceStr")),
+            order.appid, str(params.get("timeStamp")), str(params.get("nonceStr")),
             str(params.get("package")), sign_type))
         fields["sign"] = str(params.get("paySign"))
         return v2sign.verify(fields, self.key, sign_type)
