@@ -7,7 +7,8 @@ Suites:
   ``--rounds`` times each, the two servers strictly alternating (m b m b …: every
   measured phase follows the other server's) so that each round's ratio comes from two
   phases measured back to back under the same conditions; then open loop at fractions of
-  each server's median saturation. Plus the crypto floor.
+  each server's median saturation, as many rounds, in the same order. Plus the crypto
+  floor.
 * ``workers``: PostgreSQL, minigate on 1 vs 2 API processes (two ports, load split).
 * ``rows``: PostgreSQL, per-order cost with 10 k vs ``--rows`` (default 1 M) orders already
   in the database (bulk ``INSERT … SELECT generate_series``).
@@ -75,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="core: saturation phases per server and operation, minigate and "
                           "the baseline strictly alternating (m b m b …, so every measured "
                           "phase follows the other server's); a ratio is the geometric mean "
-                          "of the rounds' ratios (default 2)")
+                          "of the rounds' ratios; the open-loop phases run as many rounds, "
+                          "and a p99 ratio is their median (default 2)")
     run.add_argument("--rows", type=int, default=1_000_000,
                      help="orders already in the database for the large case of 'rows'")
     run.add_argument("--profile", action="store_true",
@@ -195,12 +197,16 @@ def phase_plan(rounds: int, targets: list[str], fractions: list[float],
     difference."""
     steps = [Step(t, WARMUP, concurrency=8) for t in targets]
     order = saturation_order(rounds, targets)
+    # The open-loop phases run as many rounds as the saturation phases, in the same
+    # order: one 5-second phase's p99 is its few slowest requests, and a single stall of
+    # either server (or of the machine) decided it (round 9, docs/performance.md).
     first = order[0][1]
     others = [t for t in targets if t != first]
     if others:  # the stop before the first measured phase, as long as before the others
         steps.append(Step(others[-1], SWITCH_WARMUP - WARMUP + duration))
     measured = ([Step(t, record=True, round=r) for r, t in order]
-                + [Step(t, record=True, fraction=f) for f in fractions for t in targets])
+                + [Step(t, record=True, round=r, fraction=f)
+                   for f in fractions for r, t in order])
     for step in measured:
         steps += [Step(step.target, SWITCH_WARMUP), step]
     return steps
@@ -212,7 +218,7 @@ def notification_pool(rounds: int, fractions: list[float], duration: float) -> i
     of saturation) at up to :data:`NOTIFY_CEILING` per second. A phase that runs out stops
     the run (:meth:`Bench._interleaved`): its figures would be wrong."""
     seconds = (WARMUP + rounds * (SWITCH_WARMUP + duration)
-               + sum(SWITCH_WARMUP + f * duration for f in fractions))
+               + rounds * sum(SWITCH_WARMUP + f * duration for f in fractions))
     return int(NOTIFY_CEILING * seconds) + 3000
 
 
@@ -445,7 +451,7 @@ class Bench:
             if op == "notification":
                 kw |= {"pool_start": cursor[step.target],
                        "pool_size": pools[step.target] - cursor[step.target]}
-            first = step.round == 0 and step.target == "minigate"
+            first = step.round == 0 and step.target == "minigate" and step.fraction is None
             spy = self.profile(servers[step.target], label) if first else None
             row = self.phase(meta, self.spec(op, servers[step.target], p, **kw),
                              servers[step.target], step.record)
@@ -459,7 +465,7 @@ class Bench:
                 cursor[step.target] += row["pool_used"]
                 if step.target == "minigate":
                     notified.extend(row["notified"])
-            if step.round is not None:
+            if step.round is not None and step.fraction is None:
                 saturation[step.target].append(row["throughput"])
         _pause_all_but(None, servers)
         return notified

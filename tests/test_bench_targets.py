@@ -238,7 +238,7 @@ def test_every_measured_phase_follows_an_equally_long_stop() -> None:
         for fractions in ([0.5], [0.25, 0.5, 0.75]):
             plan = phase_plan(rounds, ["minigate", "baseline"], fractions, duration)
             measured = [i for i, step in enumerate(plan) if step.record]
-            assert len(measured) == 2 * rounds + 2 * len(fractions)
+            assert len(measured) == 2 * rounds + 2 * rounds * len(fractions)
             assert plan[0].duration == plan[1].duration == WARMUP  # both warmed up first
             stops = set()
             for i in measured:
@@ -251,9 +251,13 @@ def test_every_measured_phase_follows_an_equally_long_stop() -> None:
                     j -= 1
                 stops.add((len(seconds), sum(seconds)))
             assert stops == {(2, SWITCH_WARMUP + duration)}
-            # the rounds still alternate strictly, minigate first
-            rounds_run = [(s.round, s.target) for s in plan if s.record and s.round is not None]
-            assert rounds_run == [(r, t) for r in range(rounds) for t in ("minigate", "baseline")]
+            # the rounds still alternate strictly, minigate first: the saturation rounds,
+            # then as many rounds of open-loop phases at each fraction
+            strict = [(r, t) for r in range(rounds) for t in ("minigate", "baseline")]
+            saturation = [(s.round, s.target) for s in plan if s.record and s.fraction is None]
+            assert saturation == strict
+            for f in fractions:
+                assert [(s.round, s.target) for s in plan if s.fraction == f] == strict
 
 
 def test_the_seeded_orders_last_every_notification_phase_at_the_ceiling() -> None:
@@ -271,3 +275,27 @@ def test_the_seeded_orders_last_every_notification_phase_at_the_ceiling() -> Non
                               for step in plan if step.target == "minigate")
                 pool = notification_pool(rounds, fractions, duration)
                 assert NOTIFY_CEILING * seconds <= pool <= NOTIFY_CEILING * seconds + 3000
+
+
+def test_half_load_p99_takes_the_median_of_the_rounds_ratios() -> None:
+    """One stall decides a 5-second phase's p99, so with rounds of open-loop phases the
+    verdict is the median of the rounds' ratios, and each round's is shown."""
+
+    def half(server: str, rnd: int, p99: float) -> dict[str, Any]:
+        return phase("qfpay", "sqlite", server, "checkout", "open", fraction=0.5,
+                     round=rnd, p99_ms=p99)
+
+    # ratios 1.5, 9.0 (one stall in minigate's phase), 1.8, 0.5 (one in the baseline's)
+    runs = [("minigate", 15.0), ("baseline", 10.0), ("minigate", 90.0), ("baseline", 10.0),
+            ("minigate", 18.0), ("baseline", 10.0), ("minigate", 10.0), ("baseline", 20.0)]
+    phases = [half(server, i // 2 + 1, p99) for i, (server, p99) in enumerate(runs)]
+    (row,) = [r for r in targets.targets({"phases": phases, "ratios": []})
+              if r["target"].startswith("checkout p99") and r["scope"] == "qfpay sqlite"]
+    assert row["verdict"] == "met" and row["value"] == 1.65  # median of 0.5, 1.5, 1.8, 9.0
+    assert "median of 4 rounds" in row["shown"] and "90.0/10.0 ms = 9.00" in row["shown"]
+    # a majority of slow rounds is a miss
+    phases = [half(s, i // 2 + 1, 50.0 if s == "minigate" and i < 6 else p)
+              for i, (s, p) in enumerate(runs)]
+    (row,) = [r for r in targets.targets({"phases": phases, "ratios": []})
+              if r["target"].startswith("checkout p99") and r["scope"] == "qfpay sqlite"]
+    assert row["verdict"] == "miss"
