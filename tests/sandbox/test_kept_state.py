@@ -47,7 +47,12 @@ async def test_a_paid_prepay_holds_no_closures(sqlite_gateway: Harness, provider
     gw = sqlite_gateway
     order = await gw.create_order(provider=provider, currency=CURRENCY[provider],
                                   amount="10.00")
-    assert await gw.shopper_pays(await gw.pay(order)) == {"errMsg": "requestPayment:ok"}
+    pay = await gw.pay(order)
+    # The owner checks the paySign (through the reference): a wrong one is refused...
+    wrong = {**pay, "wechat": {**pay["wechat"], "paySign": "0" * 32}}
+    assert "paySign is wrong" in (await gw.shopper_pays(wrong))["errMsg"]
+    # ...and the right one pays
+    assert await gw.shopper_pays(pay) == {"errMsg": "requestPayment:ok"}
     (prepay,) = gw.world.wechat.prepays.values()
     assert prepay.status == "SUCCESS"
     assert PAID[provider](gw.world, prepay.record)  # the owner was told, through the reference

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,7 @@ from minigate.domain.money import MoneyError, format_minor, parse_minor
 from minigate.providers.cbtis import assumptions as A
 from minigate.providers.cbtis import signing
 from minigate.sandbox import media
-from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_ok
+from minigate.sandbox.wechat_core import Md5PrepayOwner, Prepay, md5_pay_params
 
 if TYPE_CHECKING:
     from minigate.sandbox.world import SandboxWorld
@@ -98,7 +97,7 @@ def _error(code: int, message: str) -> JSONResponse:
     return _envelope(None, code, message, 401 if code == 401 else 200)
 
 
-class CbtisSim:
+class CbtisSim(Md5PrepayOwner):
     def __init__(self, world: SandboxWorld, merchants: list[CbMerchant]) -> None:
         self.world = world
         self.merchants = {m.client_id: m for m in merchants}
@@ -216,10 +215,6 @@ class CbtisSim:
         ts = str(int(prepay.created_at.timestamp()))
         nonce = prepay.prepay_id[-16:]
         return md5_pay_params(merchant.appid, merchant.wechat_key, prepay.prepay_id, ts, nonce)
-
-    def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
-        intent: Intent = prepay.record
-        return md5_pay_sign_ok(prepay.appid, intent.merchant.wechat_key, params)
 
     async def prepay_paid(self, prepay: Prepay) -> None:
         await self._paid(prepay.record)

@@ -18,7 +18,6 @@ import itertools
 import json
 import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,7 @@ from pydantic import BaseModel, Field
 from minigate.domain.money import format_minor, parse_minor
 from minigate.providers.latipay import signing
 from minigate.sandbox import media
-from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_ok
+from minigate.sandbox.wechat_core import Md5PrepayOwner, Prepay, md5_pay_params
 
 if TYPE_CHECKING:
     from minigate.sandbox.alipay_core import Trade
@@ -84,7 +83,7 @@ def _error(code: int, message: str) -> JSONResponse:
     return JSONResponse({"code": code, "message": message})
 
 
-class LatipaySim:
+class LatipaySim(Md5PrepayOwner):
     def __init__(self, world: SandboxWorld, merchants: list[Merchant]) -> None:
         self.world = world
         self.merchants = {m.user_id: m for m in merchants}
@@ -211,10 +210,6 @@ class LatipaySim:
         return order
 
     # -- payment result -------------------------------------------------------------------
-    def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
-        order: LatipayOrder = prepay.record
-        return md5_pay_sign_ok(prepay.appid, order.merchant.wechat_key, params)
-
     async def prepay_paid(self, prepay: Prepay) -> None:
         await self._paid(prepay.record)
 

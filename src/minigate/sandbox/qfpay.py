@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,7 @@ from pydantic import BaseModel
 
 from minigate.providers.qfpay import signing
 from minigate.sandbox import media
-from minigate.sandbox.wechat_core import Prepay, md5_pay_params, md5_pay_sign_ok
+from minigate.sandbox.wechat_core import Md5PrepayOwner, Prepay, md5_pay_params
 
 if TYPE_CHECKING:
     from minigate.sandbox.world import SandboxWorld
@@ -86,7 +85,7 @@ def _answer(code: str, message: str = "", **extra: Any) -> JSONResponse:
     return JSONResponse({"respcd": code, "respmsg": message, "resperr": message, **extra})
 
 
-class QfpaySim:
+class QfpaySim(Md5PrepayOwner):
     def __init__(self, world: SandboxWorld, merchants: list[QfMerchant]) -> None:
         self.world = world
         self.merchants = {m.app_code: m for m in merchants}
@@ -199,10 +198,6 @@ class QfpaySim:
                               secrets.token_hex(16))
 
     # -- notifications ------------------------------------------------------------------
-    def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
-        txn: QfTxn = prepay.record
-        return md5_pay_sign_ok(prepay.appid, txn.merchant.wechat_key, params)
-
     async def prepay_paid(self, prepay: Prepay) -> None:
         await self._paid(prepay.record)
 

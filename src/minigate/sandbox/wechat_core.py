@@ -137,3 +137,12 @@ def md5_pay_sign_ok(appid: str, key: str, params: Mapping[str, str]) -> bool:
                                     str(params.get("signType")))
     fields["sign"] = str(params.get("paySign"))
     return params.get("signType") == v2sign.MD5 and v2sign.verify(fields, key)
+
+
+class Md5PrepayOwner:
+    """The ``paySign`` check of a PSP simulator (Latipay, QFPay, CBTIS) whose prepays are
+    MD5-signed with its merchant's WeChat key: each prepay's record has a ``merchant``
+    with a ``wechat_key``. The simulator still says what ``prepay_paid`` does."""
+
+    def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
+        return md5_pay_sign_ok(prepay.appid, prepay.record.merchant.wechat_key, params)
