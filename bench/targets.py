@@ -178,7 +178,7 @@ def _half_load_p99(result: dict[str, Any], op: str) -> list[dict[str, Any]]:
     half: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     for p in result["phases"]:
         if (p["suite"], p["op"], p["mode"], p.get("fraction")) == ("core", op, "open", 0.5):
-            key = (p.get("provider", ""), p["db"])
+            key = (p.get("provider", result.get("provider", "")), p["db"])
             half.setdefault(key, {}).setdefault(p["server"], []).append(p)
     for (provider, db), servers in half.items():
         pairs = [(m, b) for m, b in zip(servers.get("minigate", []), servers.get("baseline", []),

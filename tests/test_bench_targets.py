@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from bench import report, soak, targets
@@ -160,9 +161,13 @@ def test_old_single_provider_results_still_render() -> None:
     for p in old["phases"]:
         p.pop("provider")
     old["provider"] = "latipay"
+    raw = copy.deepcopy(old)  # as read from the file (normalise fills in the phases')
     result = report.normalise(old)
     assert result["providers"] == ["latipay"]
     assert "## Provider: latipay" in report.markdown(result)
+    p99 = {(r["target"].split()[0], r["scope"]): r["verdict"] for r in targets.targets(raw)
+           if "p99" in r["target"]}
+    assert p99[("checkout", "latipay sqlite")] == "met"  # judged as the provider's
 
 
 def test_soak_slope_over_the_second_half() -> None:
