@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import gc
 import types
-from datetime import timedelta
 
 import pytest
 
+from minigate.clock import FrozenClock
 from minigate.sandbox import credentials as cred
 from minigate.sandbox.login import LoginSim
 from tests.support import Harness
@@ -91,18 +91,9 @@ async def test_kept_objects_per_payment_are_few(sqlite_gateway: Harness) -> None
     assert kept <= MOST_KEPT_PER_PAYMENT, kept
 
 
-class _Clock:
-    def __init__(self) -> None:
-        from datetime import UTC, datetime
-        self.at = datetime(2026, 11, 29, tzinfo=UTC)
-
-    def now(self):  # type: ignore[no-untyped-def]
-        return self.at
-
-
 def test_login_codes_are_plain_tuples_and_go_once_used() -> None:
-    clock = _Clock()
-    login = LoginSim(clock, {"wxapp": "secret"})  # type: ignore[arg-type]
+    clock = FrozenClock()
+    login = LoginSim(clock, {"wxapp": "secret"})
     code = login.issue_code("ann", "wxapp")
     gc.collect()
     assert not gc.is_tracked(login._codes[code])  # strings and a datetime only
@@ -112,17 +103,17 @@ def test_login_codes_are_plain_tuples_and_go_once_used() -> None:
 
 
 def test_idle_rate_windows_are_dropped_after_a_minute() -> None:
-    clock = _Clock()
-    login = LoginSim(clock, {"wxapp": "secret"})  # type: ignore[arg-type]
+    clock = FrozenClock()
+    login = LoginSim(clock, {"wxapp": "secret"})
     for user in ("ann", "ben", "cat"):
         login.jscode2session("wxapp", "secret", login.issue_code(user, "wxapp"))
     assert set(login._recent) == {"ann", "ben", "cat"}
-    clock.at += timedelta(seconds=61)
+    clock.advance(61)
     login.jscode2session("wxapp", "secret", login.issue_code("dan", "wxapp"))
     assert set(login._recent) == {"dan"}
     # A busy user's window is kept, and still counts towards the per-minute limit.
     for _ in range(99):
         login.jscode2session("wxapp", "secret", login.issue_code("dan", "wxapp"))
-    clock.at += timedelta(seconds=30)
+    clock.advance(30)
     assert login.jscode2session("wxapp", "secret",
                                 login.issue_code("dan", "wxapp"))["errcode"] == 45011
