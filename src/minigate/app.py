@@ -36,6 +36,7 @@ from minigate.providers.base import ProviderClient
 from minigate.providers.registry import build_providers
 from minigate.sandbox.credentials import sandbox_settings
 from minigate.sandbox.keystore import for_keys_dir
+from minigate.sandbox.retention import RetentionPolicy
 from minigate.sandbox.world import SandboxWorld
 from minigate.service.context import ServiceContext
 from minigate.service.notifications import MAX_BODY
@@ -66,7 +67,9 @@ class Runtime:
         self.sandbox: SandboxWorld | None = (
             SandboxWorld(self.http, clock=self.clock, time_scale=self.settings.sandbox.time_scale,
                          public_url=self.settings.public_url,
-                         credentials=creds)
+                         credentials=creds,
+                         retention=RetentionPolicy.from_hours(self.settings.sandbox.keep_hours,
+                                                              self.settings.sandbox.max_records))
             if self.sandbox_mode else None
         )
         self.engine: AsyncEngine | None = None

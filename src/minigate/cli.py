@@ -238,19 +238,29 @@ def _sandbox_credentials(keys_dir: Path | None) -> SandboxCredentials:
               help="Also serve this provider's real paths at the root (e.g. /v3/…, /pay/…).")
 @click.option("--tls", is_flag=True, help="Serve HTTPS (certificates from the keys "
               "directory) and require the client certificate on v2 refunds, as WeChat does.")
+@click.option("--keep-hours", default=24.0, show_default=True,
+              type=click.FloatRange(min=0, max=24 * 366),
+              help="Forget a simulated payment this long after it was made (0: keep until "
+              "restart).")
+@click.option("--max-records", default=100_000, show_default=True, type=click.IntRange(min=0),
+              help="Keep at most this many of each kind of simulated record, the oldest going "
+              "first (0: no limit).")
 @click.pass_context
 def sandbox(ctx: click.Context, host: str, port: int, time_scale: float, keys_dir: Path | None,
-            provider: str | None, tls: bool) -> None:
+            provider: str | None, tls: bool, keep_hours: float, max_records: int) -> None:
     """Run the provider simulators alone, for other systems' integration tests."""
     if ctx.invoked_subcommand is not None:
         return
+    from minigate.sandbox.retention import RetentionPolicy
     from minigate.sandbox.server import create_sandbox_app, describe, serve
 
     creds = _sandbox_credentials(keys_dir)
+    retention = RetentionPolicy.from_hours(keep_hours, max_records)
     base = f"{'https' if tls else 'http'}://{host}:{port}"
-    click.echo(describe(base, creds, tls=tls, provider_at_root=provider))
+    click.echo(describe(base, creds, tls=tls, provider_at_root=provider, retention=retention))
     configure_logging("INFO")
-    serve(create_sandbox_app(time_scale, creds, provider), host, port, creds, tls=tls)
+    serve(create_sandbox_app(time_scale, creds, provider, retention=retention), host, port,
+          creds, tls=tls)
 
 
 @sandbox.command("credentials")

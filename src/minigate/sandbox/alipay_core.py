@@ -88,6 +88,12 @@ class AlipayCore:
         trade_no = self._by_out_no.get(out_trade_no)
         return self.trades.get(trade_no) if trade_no else None
 
+    def forget(self, out_trade_no: str) -> None:
+        """Its owner forgot the payment (``retention``): so does Alipay."""
+        trade_no = self._by_out_no.pop(out_trade_no, None)
+        if trade_no is not None:
+            self.trades.pop(trade_no, None)
+
     def close(self, out_trade_no: str) -> bool:
         trade = self.trade_for(out_trade_no)
         if trade is None or trade.status != "WAIT_BUYER_PAY":

@@ -108,6 +108,9 @@ class CbtisSim(Md5PrepayOwner):
         self.intents: dict[tuple[str, str], Intent] = {}  # (client_id, merchant_order_id)
         self.by_order_id: dict[str, Intent] = {}
         self.refunds: dict[tuple[str, str], CbRefund] = {}  # (client_id, merchant_refund_id)
+        self._kept_intents = world.retention.ledger("cbtis payment intents", self._forget_intent)
+        self._kept_refunds = world.retention.ledger("cbtis refunds", self._forget_refund)
+        world.retention.also_sweep(self._sweep_tokens)
 
     # -- authentication ---------------------------------------------------------------
     async def login(self, request: Request) -> Response:
@@ -168,7 +171,28 @@ class CbtisSim(Md5PrepayOwner):
         )
         self.intents[(merchant.client_id, intent.merchant_order_id)] = intent
         self.by_order_id[intent.order_id] = intent
+        self._kept_intents.add((merchant.client_id, intent.merchant_order_id))
         return _envelope(self._intent_view(intent, with_action=True))
+
+    def _forget_intent(self, key: Any) -> None:
+        """The retention policy's: this intent and its prepay, as if never made."""
+        intent = self.intents.pop(key, None)
+        if intent is None:
+            return
+        self.by_order_id.pop(intent.order_id, None)
+        if intent.prepay is not None:
+            self.world.wechat.forget(intent.prepay.prepay_id)
+
+    def _forget_refund(self, key: Any) -> None:
+        self.refunds.pop(key, None)
+
+    def _sweep_tokens(self, _cutoff: datetime | None) -> int:
+        """Expired access tokens are refused like unknown ones: drop them."""
+        now = self.world.clock.now()
+        expired = [token for token, (_, expires_at) in self.tokens.items() if now >= expires_at]
+        for token in expired:
+            del self.tokens[token]
+        return 0
 
     def _create_problem(self, merchant: CbMerchant, body: dict[str, Any]) -> int | str:
         """The amount in minor units, or what is wrong with the request."""
@@ -302,6 +326,7 @@ class CbtisSim(Md5PrepayOwner):
         intent.refunded_minor += minor
         refund = CbRefund(intent, "R" + secrets.token_hex(10).upper(), refund_no, minor, body)
         self.refunds[(merchant.client_id, refund_no)] = refund
+        self._kept_refunds.add((merchant.client_id, refund_no))
         return _envelope(self._refund_view(refund))
 
     @staticmethod

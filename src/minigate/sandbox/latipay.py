@@ -90,6 +90,7 @@ class LatipaySim(Md5PrepayOwner):
         self.orders: dict[tuple[str, str], LatipayOrder] = {}
         self.by_order_id: dict[str, LatipayOrder] = {}
         self.retry_every = RETRY_EVERY
+        self._kept = world.retention.ledger("latipay orders", self._forget)
 
     # -- request checks ---------------------------------------------------------------
     async def _signed_body(self, request: Request, required: tuple[str, ...]
@@ -207,7 +208,19 @@ class LatipaySim(Md5PrepayOwner):
         )
         self.orders[(merchant.user_id, order.merchant_reference)] = order
         self.by_order_id[order.order_id] = order
+        self._kept.add((merchant.user_id, order.merchant_reference))
         return order
+
+    def _forget(self, key: Any) -> None:
+        """The retention policy's: this order, its prepay or trade, as if never made."""
+        order = self.orders.pop(key, None)
+        if order is None:
+            return
+        self.by_order_id.pop(order.order_id, None)
+        if order.prepay_id:
+            self.world.wechat.forget(order.prepay_id)
+        else:
+            self.world.alipay.forget(order.order_id)
 
     # -- payment result -------------------------------------------------------------------
     async def prepay_paid(self, prepay: Prepay) -> None:

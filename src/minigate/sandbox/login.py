@@ -33,7 +33,9 @@ class LoginSim:
         #: Codes not yet used, in the order they were issued, so expired ones are pruned
         #: from the front. A used code is removed: it is then as unknown as one never issued.
         self._codes: dict[str, tuple[str, str, datetime]] = {}
-        self._known: set[tuple[str, str]] = set()  # (appid, openid) of every user seen
+        #: (appid, openid) of every user seen -> when they last logged in, oldest first
+        #: (``retention`` forgets those not seen for its ``keep``).
+        self._known: dict[tuple[str, str], datetime] = {}
         #: Each user's logins in the last minute (for 45011); a user with none is dropped.
         self._recent: dict[str, deque[datetime]] = {}
         self._windows_swept_at: datetime | None = None
@@ -56,8 +58,23 @@ class LoginSim:
         code = secrets.token_hex(16)
         # A plain tuple of strings and a datetime: the collector stops tracking it.
         self._codes[code] = (user, appid, now)
-        self._known.add((appid, self.openid_for(appid, user)))
+        key = (appid, self.openid_for(appid, user))
+        self._known.pop(key, None)  # to the end: the dict stays in order of last login
+        self._known[key] = now
         return code
+
+    def forget_users(self, cutoff: datetime | None, limit: int | None) -> int:
+        """Forget users whose last login was before ``cutoff``, and the least recently
+        seen beyond ``limit`` (``None``: no such limit); returns how many went."""
+        over = len(self._known) - limit if limit is not None else 0
+        stale: list[tuple[str, str]] = []
+        for key, seen in self._known.items():
+            if len(stale) >= over and (cutoff is None or seen >= cutoff):
+                break
+            stale.append(key)
+        for key in stale:
+            del self._known[key]
+        return len(stale)
 
     def _prune(self, now: datetime) -> None:
         """Forget codes past their lifetime (a long-running sandbox must not grow forever)."""

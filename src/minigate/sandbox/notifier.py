@@ -13,12 +13,15 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
 
 log = logging.getLogger("minigate.sandbox.notifier")
+
+MAX_DELIVERIES_KEPT = 10_000
 
 
 @dataclass
@@ -42,7 +45,9 @@ class Notifier:
         self.http = http
         self.time_scale = time_scale
         self.options = NotifyOptions()
-        self.deliveries: list[Delivery] = []
+        #: The latest deliveries, newest last, for tests to look at (bounded: a long-lived
+        #: sandbox must not keep one per notification it ever sent).
+        self.deliveries: deque[Delivery] = deque(maxlen=MAX_DELIVERIES_KEPT)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def send(

@@ -92,6 +92,7 @@ class QfpaySim(Md5PrepayOwner):
         self.txns: dict[tuple[str, str], QfTxn] = {}  # (app_code, out_trade_no)
         self.by_syssn: dict[str, QfTxn] = {}
         self.in_progress: str | None = None
+        self._kept = world.retention.ledger("qfpay transactions", self._forget)
 
     # -- request checks ---------------------------------------------------------------
     async def _signed_form(self, request: Request, required: tuple[str, ...]
@@ -190,7 +191,18 @@ class QfpaySim(Md5PrepayOwner):
                     {}, form["txdtm"], self._stamp(), orig=orig)
         self.txns[(merchant.app_code, txn.out_trade_no)] = txn
         self.by_syssn[txn.syssn] = txn
+        self._kept.add((merchant.app_code, txn.out_trade_no))
         return txn
+
+    def _forget(self, key: Any) -> None:
+        """The retention policy's: this transaction and its prepay, as if never made (a
+        refund kept longer still answers for its payment)."""
+        txn = self.txns.pop(key, None)
+        if txn is None:
+            return
+        self.by_syssn.pop(txn.syssn, None)
+        if txn.prepay is not None:
+            self.world.wechat.forget(txn.prepay.prepay_id)
 
     def _pay_params(self, merchant: QfMerchant, prepay: Prepay) -> dict[str, str]:
         return md5_pay_params(merchant.appid, merchant.wechat_key, prepay.prepay_id,

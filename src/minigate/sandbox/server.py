@@ -25,6 +25,7 @@ from minigate.sandbox import credentials as cred
 from minigate.sandbox import keystore
 from minigate.sandbox.keystore import SandboxCredentials, ephemeral_credentials
 from minigate.sandbox.ledger import ledger_router
+from minigate.sandbox.retention import RetentionPolicy
 from minigate.sandbox.wechatpay_v2 import CLIENT_CERT_STATE
 from minigate.sandbox.world import SandboxWorld
 from minigate.transport import http_client
@@ -35,10 +36,13 @@ ROOT_PROVIDERS = ("wechatpay",)
 
 def create_sandbox_app(time_scale: float = 1.0, credentials: SandboxCredentials | None = None,
                        provider_at_root: str | None = None, *, clock: Clock | None = None,
-                       http: httpx.AsyncClient | None = None) -> FastAPI:
-    """``http`` sends the notifications (tests pass an in-process one)."""
+                       http: httpx.AsyncClient | None = None,
+                       retention: RetentionPolicy | None = None) -> FastAPI:
+    """``http`` sends the notifications (tests pass an in-process one); ``retention``
+    says how long simulated payments are kept (default: 24 hours, 100,000 of a kind)."""
     http = http or http_client(timeout=10)
-    world = SandboxWorld(http, clock=clock, time_scale=time_scale, credentials=credentials)
+    world = SandboxWorld(http, clock=clock, time_scale=time_scale, credentials=credentials,
+                         retention=retention)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -93,7 +97,8 @@ def serve(app: FastAPI, host: str, port: int, credentials: SandboxCredentials,
 
 
 def describe(base: str, credentials: SandboxCredentials | None = None, *, tls: bool = False,
-             provider_at_root: str | None = None) -> str:
+             provider_at_root: str | None = None,
+             retention: RetentionPolicy | None = None) -> str:
     """The test credentials and base URLs, printed at start."""
     c = credentials or ephemeral_credentials()
     wx_base = base if provider_at_root == "wechatpay" else f"{base}/sandbox/wechatpay"
@@ -118,6 +123,8 @@ def describe(base: str, credentials: SandboxCredentials | None = None, *, tls: b
         f"serial_no={c.wechat.merchant_serial} public_key_id={c.wechat.public_key_id} "
         f"(control: POST {base}/sandbox/wechatpay/control)",
         f"  wallet        : {base}/sandbox/wallet/login | requestPayment | tradePay",
+        f"  kept          : {_kept(retention or RetentionPolicy())} "
+        f"(GET {base}/sandbox/control/retention)",
     ]
     if tls:
         lines.append(f"  TLS           : trust {c.file(keystore.SANDBOX_CA)}; v2 refunds need the "
@@ -126,3 +133,11 @@ def describe(base: str, credentials: SandboxCredentials | None = None, *, tls: b
         lines.append("  TLS           : off (plain HTTP): v2 refunds are accepted WITHOUT the "
                      "client certificate WeChat requires; serve with --tls to enforce it")
     return "\n".join(lines)
+
+
+def _kept(policy: RetentionPolicy) -> str:
+    age = (f"{policy.keep.total_seconds() / 3600:g} hours after it was made"
+           if policy.keep else "until restart")
+    count = (f"at most {policy.max_records:,} of each kind" if policy.max_records
+             else "no count limit")
+    return f"each simulated payment {age}, {count}"

@@ -85,6 +85,10 @@ class WechatCore:
         self.prepays[prepay_id] = prepay
         return prepay
 
+    def forget(self, prepay_id: str) -> None:
+        """Its owner forgot the payment (``retention``): so does WeChat."""
+        self.prepays.pop(prepay_id, None)
+
     def close(self, prepay_id: str) -> bool:
         prepay = self.prepays.get(prepay_id)
         if prepay is None or prepay.status != "NOTPAY":

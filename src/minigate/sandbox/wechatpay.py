@@ -135,6 +135,8 @@ class WechatpaySim:
         self.orders: dict[str, WxOrder] = {}
         self.by_transaction_id: dict[str, WxOrder] = {}
         self.refunds: dict[str, WxRefund] = {}
+        self._kept_orders = world.retention.ledger("wechatpay orders", self._forget_order)
+        self._kept_refunds = world.retention.ledger("wechatpay refunds", self._forget_refund)
         self.signing: Literal["certificate", "public_key"] = "certificate"
         self.probe_next = 0
         #: HTTP statuses minigate answered to SIGNTEST probes (expected: 4xx/5xx).
@@ -216,7 +218,23 @@ class WechatpaySim:
                         sign_type)
         prepay.record = order
         self.orders[out_trade_no] = order
+        self._kept_orders.add(out_trade_no)
         return order
+
+    def _forget_order(self, out_trade_no: Any) -> None:
+        """The retention policy's: this order, its prepay and its refunds, as if never
+        made (v2's refund query answers from the order, so its refunds go with it)."""
+        order = self.orders.pop(out_trade_no, None)
+        if order is None:
+            return
+        for out_refund_no in order.refunds:
+            self.refunds.pop(out_refund_no, None)
+        if order.prepay.transaction_id:
+            self.by_transaction_id.pop(order.prepay.transaction_id, None)
+        self.world.wechat.forget(order.prepay.prepay_id)
+
+    def _forget_refund(self, out_refund_no: Any) -> None:
+        self.refunds.pop(out_refund_no, None)
 
     def pay_sign_ok(self, prepay: Prepay, params: Mapping[str, str]) -> bool:
         """RSA over the v3 rule for a v3 order; the v2 rule with the order's ``signType``
@@ -252,6 +270,7 @@ class WechatpaySim:
                           now if outcome == "SUCCESS" else None)
         order.refunds[out_refund_no] = refund
         self.refunds[out_refund_no] = refund
+        self._kept_refunds.add(out_refund_no)
         if outcome != "CLOSED":  # a closed refund gives the money back to the merchant
             order.prepay.status = "REFUND"
             order.prepay.refunded_minor += amount

@@ -3,6 +3,7 @@ provider simulator, served as one FastAPI router under ``/sandbox``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
@@ -19,6 +20,7 @@ from minigate.sandbox.latipay import LatipaySim, Merchant
 from minigate.sandbox.login import LoginSim
 from minigate.sandbox.notifier import Notifier, NotifyOptions
 from minigate.sandbox.qfpay import QfMerchant, QfpaySim
+from minigate.sandbox.retention import Retention, RetentionPolicy
 from minigate.sandbox.wechat_core import WechatCore
 from minigate.sandbox.wechat_keys import SandboxWechatKeys
 from minigate.sandbox.wechatpay import WechatpaySim
@@ -47,18 +49,22 @@ class SandboxWorld:
     """Everything the simulators share. ``http`` sends their notifications.
 
     ``public_url`` is minigate's address, for providers that bind one notification URL per
-    account instead of taking it per request (QFPay binds it by e-mail).
+    account instead of taking it per request (QFPay binds it by e-mail). ``retention`` says
+    how long simulated payments are kept (``minigate.sandbox.retention``).
     """
 
     def __init__(self, http: httpx.AsyncClient, *, clock: Clock | None = None,
                  time_scale: float = 1.0, public_url: str = "",
                  wechat_keys: SandboxWechatKeys | None = None,
-                 credentials: SandboxCredentials | None = None) -> None:
+                 credentials: SandboxCredentials | None = None,
+                 retention: RetentionPolicy | None = None) -> None:
         # The same credentials must reach minigate's settings (sandbox_settings).
         creds = self.credentials = credentials or (
             with_wechat_keys(wechat_keys) if wechat_keys else ephemeral_credentials())
         self.clock = clock or SystemClock()
+        self.retention = Retention(self.clock, retention)
         self.login = LoginSim(self.clock, {cred.MINI_APP_ID: creds.mini_app_secret})
+        self.retention.also_sweep(self._forget_users)
         self.wechat = WechatCore(self.clock)
         self.alipay = AlipayCore(self.clock)
         self.notifier = Notifier(http, time_scale)
@@ -90,7 +96,19 @@ class SandboxWorld:
                              tags=["sandbox: wallet"])
         router.add_api_route("/control/notifications", self.notification_options,
                              methods=["POST"], tags=["sandbox: control"])
+        router.add_api_route("/control/retention", self.retention_status, methods=["GET"],
+                             tags=["sandbox: control"])
         return router
+
+    def _forget_users(self, cutoff: datetime | None) -> int:
+        return self.login.forget_users(cutoff, self.retention.policy.max_records)
+
+    async def retention_status(self) -> dict[str, Any]:
+        """How long payments are kept, and how many of each kind are kept and forgotten."""
+        policy = self.retention.policy
+        return {"keep_hours": policy.keep.total_seconds() / 3600 if policy.keep else None,
+                "max_records": policy.max_records,
+                "kept": self.retention.kept(), "forgotten": self.retention.forgotten()}
 
     async def jscode2session(self, request: Request) -> JSONResponse:
         q = request.query_params
