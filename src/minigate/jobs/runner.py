@@ -102,8 +102,11 @@ class JobRunner:
             self.outage.passed(self.ctx.clock.now())
             if did >= BATCH:
                 continue  # more may be waiting
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the kick wakes it, and stop() would then wait for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ctx.wakeup.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self.ctx.wakeup.wait()
                 # Woken by a kick: let the kicks of the next moments join this pass, so a
                 # stream of paid orders costs a few passes a second, not one pass each.
                 await asyncio.sleep(KICK_COALESCE)
