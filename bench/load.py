@@ -77,7 +77,7 @@ class Runner:
         as it goes is the load it can offer."""
         if self.spec.op != "notification" or self.spec.mode != "open":
             return
-        count = min(self.spec.pool_size, math.ceil(self.spec.rate * self.spec.duration))
+        count = min(self.spec.pool_size, self.scheduled_count())
         self._signed = [self.provider.notification(self.provider.seed_number(
             self.spec.pool_start + k)) for k in range(count)]
 
@@ -158,12 +158,19 @@ class Runner:
 
         await asyncio.gather(*(worker() for _ in range(self.spec.concurrency)))
 
+    def scheduled_count(self) -> int:
+        """How many operations an open-loop phase schedules (one per 1/rate seconds over
+        its duration): counted once, so that ``prepare`` signs exactly as many as ``open``
+        sends (comparing ``start + n / rate - start`` with the duration could schedule one
+        more, by rounding)."""
+        return math.ceil(self.spec.rate * self.spec.duration)
+
     async def open(self) -> None:
         start = time.perf_counter()
         tasks: set[asyncio.Task[None]] = set()
-        for n in itertools.count():
+        for n in range(self.scheduled_count()):
             scheduled = start + n / self.spec.rate
-            if scheduled - start >= self.spec.duration or self.exhausted:
+            if self.exhausted:
                 break
             delay = scheduled - time.perf_counter()
             if delay > 0:
