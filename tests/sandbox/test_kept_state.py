@@ -1,7 +1,7 @@
 """What the simulators keep per payment is plain data.
 
-A provider keeps every order it has seen, and so do the simulators, for as long as the
-sandbox runs. Everything they keep is walked by every full garbage collection of the
+A provider keeps every order it has seen, and the simulators keep theirs for a day by
+default (``minigate.sandbox.retention``). Everything they keep is walked by every full garbage collection of the
 process (in sandbox mode, minigate's own), so a full collection's pause grows with what
 each payment leaves behind. These tests hold the simulators to records without closures,
 login codes that go once used, and rate windows that go once idle.

@@ -4,8 +4,9 @@ A prepay knows its AppID, merchant, payer openid, amount, expiry, and which simu
 it (and which of the owner's records it belongs to). The owner says whether a ``paySign`` is
 right, and is told when the wallet pays; it then sends its own notification.
 
-A simulator keeps every prepay it creates, as a provider does, so what a prepay holds stays
-in the process for good. It holds plain data and references to long-lived objects only, no
+A simulator keeps every prepay it creates until the sandbox's retention policy forgets its
+payment (``retention``: 24 hours by default), so what a prepay holds stays in the process
+that long. It holds plain data and references to long-lived objects only, no
 closures: each closure is a function, a tuple and its cells for the garbage collector to
 walk at every full collection (in a sandbox that has seen many orders, those collections
 were the slowest requests' pauses; ``docs/performance.md``, round 9).
