@@ -1,10 +1,11 @@
 """What the simulators keep per payment is plain data.
 
 A provider keeps every order it has seen, and the simulators keep theirs for a day by
-default (``minigate.sandbox.retention``). Everything they keep is walked by every full garbage collection of the
-process (in sandbox mode, minigate's own), so a full collection's pause grows with what
-each payment leaves behind. These tests hold the simulators to records without closures,
-login codes that go once used, and rate windows that go once idle.
+default (``minigate.sandbox.retention``). Everything they keep is walked by every full
+garbage collection of the process (in sandbox mode, minigate's own), so a full
+collection's pause grows with what each payment leaves behind. These tests hold the
+simulators to records without closures, login codes that go once used, and rate windows
+that go once idle.
 """
 
 from __future__ import annotations
