@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import sqlite3
 from dataclasses import dataclass, field
 
 from alembic.runtime.migration import MigrationContext
@@ -105,8 +106,28 @@ async def schema_state(engine: AsyncEngine) -> SchemaState:
     return SchemaState(current, head_revisions(), _pending(current))
 
 
+def _open_sqlite_file(url: str) -> None:
+    """Open an SQLite database file with the standard library's driver, and close it.
+
+    When aiosqlite (0.22) cannot open a file, it stops its worker thread without waiting,
+    and the thread then posts to the event loop; minigate refuses to start and closes the
+    loop first, so the thread printed "Exception in thread … Event loop is closed" under
+    the one-line refusal, now and then. Opening the file first refuses before any thread
+    exists. (Creating a missing file is what the engine would do next anyway.)"""
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" \
+            or path.startswith("file:") or parsed.query:
+        return
+    sqlite3.connect(path).close()
+
+
 async def connect(url: str) -> AsyncEngine:
     """An engine whose database answered ``SELECT 1``; :class:`StartRefused` otherwise."""
+    try:
+        _open_sqlite_file(url)
+    except sqlite3.Error as exc:
+        raise StartRefused(describe_database_error(exc, url)) from None
     engine = make_engine(url)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):

@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.exc import DBAPIError
 
+from minigate import preflight
 from minigate.cli import main
-from minigate.preflight import describe_database_error
+from minigate.preflight import StartRefused, describe_database_error
 from tests.ops.process import one_line_refusal, run_cli, run_many
 
 LIVE = {"MINIGATE_MODE": "live", "MINIGATE_API_KEY": "sk_live_refusals",
@@ -62,6 +63,25 @@ def test_database_mistakes(tmp_path: Path) -> None:
         line = one_line_refusal(result)
         assert expected in line, (command, url, line)
         assert "pw_canary" not in line
+
+
+def test_an_sqlite_file_that_cannot_be_opened_is_refused_before_any_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiosqlite's failed connect leaves a worker thread that can post to a closed event
+    loop ("Exception in thread …" under the refusal, seen in CI now and then): the file is
+    opened with the standard library's driver first, so no engine, and no thread, is made."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    engines: list[str] = []
+
+    def no_engine(url: str, **_: object) -> None:
+        engines.append(url)
+        raise AssertionError("an engine was made for a file that cannot be opened")
+
+    monkeypatch.setattr(preflight, "make_engine", no_engine)
+    with pytest.raises(StartRefused, match="cannot open the SQLite file"):
+        asyncio.run(preflight.connect(f"sqlite+aiosqlite:///{blocker}/minigate.db"))
+    assert engines == []
 
 
 def test_a_wrong_password_names_the_fix() -> None:
