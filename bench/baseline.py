@@ -10,6 +10,12 @@ pydantic, no access log. Per operation:
 * checkout: ``POST /bare/checkout/{provider}`` {login_code} → ``jscode2session`` over HTTP →
   the provider's signed create call to the simulator over HTTP (``bare_create``) → one
   ``INSERT`` → the pay params.
+* the merchant's create request, only when a run asks for it (``bench run
+  --baseline-create``, which judges checkout against a baseline that takes the same three
+  requests as minigate's; not the issue's baseline): ``POST /bare/orders`` {amount_minor,
+  merchant_reference} → one ``INSERT`` → the order's number; the checkout is then sent
+  {login_code, number}, reads the order's amount back (one ``SELECT``: the amount charged
+  is the stored one, never the client's) and charges that.
 * notification: ``POST /bare/notify/{provider}`` → the provider's verification
   (``bare_verify``) → one ``INSERT`` → the provider's own ack.
 
@@ -33,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 
 from bench import wxkeys
 from bench.providers import PROVIDERS
+from bench.providers.base import bench_number
 from minigate.sandbox import credentials as cred
 from minigate.sandbox.world import SandboxWorld
 from minigate.transport import http_client
@@ -42,11 +49,14 @@ DDL = [
     "amount_minor BIGINT, openid VARCHAR(128), params TEXT, created_at DOUBLE PRECISION)",
     "CREATE TABLE IF NOT EXISTS bare_notification (event_key VARCHAR(160) PRIMARY KEY, "
     "body TEXT, received_at DOUBLE PRECISION)",
+    "CREATE TABLE IF NOT EXISTS bare_order (number VARCHAR(64) PRIMARY KEY, "
+    "amount_minor BIGINT, merchant_reference VARCHAR(128), created_at DOUBLE PRECISION)",
 ]
 
 
 class Store:
-    """One INSERT per operation, straight on the driver."""
+    """One INSERT per operation (and, for a checkout of a created order, one SELECT),
+    straight on the driver."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -80,6 +90,17 @@ class Store:
         else:
             await self._db.execute(sql, *values)
 
+    async def amount_of(self, number: str) -> int | None:
+        """The stored amount of a created order (None: no such order)."""
+        if self.sqlite:
+            async with self._db.execute(
+                    "SELECT amount_minor FROM bare_order WHERE number = ?", (number,)) as cur:
+                row = await cur.fetchone()
+            return None if row is None else int(row[0])
+        value = await self._db.fetchval(
+            "SELECT amount_minor FROM bare_order WHERE number = $1", number)
+        return None if value is None else int(value)
+
     async def close(self) -> None:
         await self._db.close()
 
@@ -109,14 +130,27 @@ def create_baseline_app(db_url: str, base: str) -> FastAPI:
     async def checkout(request: Request) -> Response:
         provider = PROVIDERS[request.path_params["provider"]]
         body = json.loads(await request.body())
+        minor = provider.amount_minor
+        if "number" in body:  # an order created by POST /bare/orders: charge its amount
+            stored = await store.amount_of(str(body["number"]))
+            if stored is None:
+                return JSONResponse({"error": "no such order"}, 404)
+            minor = stored
         r = await http.get(f"{sim}/wechat-login/sns/jscode2session", params={
             "appid": cred.MINI_APP_ID, "secret": cred.MINI_APP_SECRET,
             "js_code": body["login_code"], "grant_type": "authorization_code"})
         openid = r.json()["openid"]
-        created = await provider.bare_create(http, sim, openid, provider.amount_minor)
-        await store.insert("bare_checkout", (created["number"], provider.amount_minor, openid,
+        created = await provider.bare_create(http, sim, openid, minor)
+        await store.insert("bare_checkout", (created["number"], minor, openid,
                                              json.dumps(created["payment"]), time.time()))
         return JSONResponse(created)
+
+    async def create_order(request: Request) -> Response:
+        body = json.loads(await request.body())
+        number = bench_number("MGO")
+        await store.insert("bare_order", (number, int(body["amount_minor"]),
+                                          str(body["merchant_reference"]), time.time()))
+        return JSONResponse({"number": number}, 201)
 
     async def notify(request: Request) -> Response:
         provider = PROVIDERS[request.path_params["provider"]]
@@ -133,6 +167,7 @@ def create_baseline_app(db_url: str, base: str) -> FastAPI:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    app.add_route("/bare/orders", create_order, methods=["POST"])
     app.add_route("/bare/checkout/{provider}", checkout, methods=["POST"])
     app.add_route("/bare/notify/{provider}", notify, methods=["POST"])
     app.add_route("/healthz", healthz, methods=["GET"])

@@ -42,6 +42,9 @@ class Spec:
     #: where the simulated shopper's ``/sandbox/wallet/login`` is, when minigate runs in
     #: live mode against a separate sandbox process (empty: minigate's own sandbox)
     wallet_base: str = ""
+    #: the baseline's checkout also takes the merchant's create request (``POST
+    #: /bare/orders``) first, as minigate's takes ``POST /v1/orders`` (``--baseline-create``)
+    baseline_create: bool = False
 
 
 class PoolExhausted(Exception):
@@ -108,9 +111,16 @@ class Runner:
             raise RuntimeError(f"no {p.channel} params: {r.text[:100]}")
 
     async def _checkout_bare(self, base: str, i: int) -> None:
-        code = await self._login(base, i)
+        body: dict[str, Any] = {}
+        if self.spec.baseline_create:
+            r = await self.client.post(f"{base}/bare/orders", json_body={
+                "merchant_reference": f"bench-{secrets.token_hex(6)}",
+                "amount_minor": self.provider.amount_minor})
+            _expect(r, 201)
+            body["number"] = r.json()["number"]
+        body["login_code"] = await self._login(base, i)
         r = await self.client.post(f"{base}/bare/checkout/{self.provider.name}",
-                                   json_body={"login_code": code})
+                                   json_body=body)
         _expect(r, 200)
 
     async def _login(self, base: str, i: int) -> str:

@@ -173,6 +173,12 @@ def markdown(result: dict[str, Any]) -> str:
            "part. \"steal %\" is the share of the machine's CPU time its host gave to other "
            "guests during a phase: a phase with much of it measured a slower machine.", "",
            f"Command: `{result['command']}`"]
+    if result.get("baseline_create"):
+        out += ["", "**Baseline with the create request** (`--baseline-create`): the "
+                "baseline's checkout also took the merchant's create request (`POST "
+                "/bare/orders`, one `INSERT`; its checkout then read the order's amount "
+                "back), so both servers took three requests per checkout. The checkout "
+                "targets below are judged against that baseline, not the issue's."]
     if result.get("targets"):
         out += _targets_section(result["targets"])
     for name in result.get("providers", []):

@@ -93,3 +93,13 @@ def test_a_note_is_added_once() -> None:
         add_note(notes, "cbtis: notification not applicable")
     add_note(notes, "core: the reconciler waits an hour")
     assert notes == ["cbtis: notification not applicable", "core: the reconciler waits an hour"]
+
+
+def test_ops_and_the_baseline_with_the_create_request() -> None:
+    args = parse_args(["run"])
+    assert (args.ops, args.baseline_create) == (["checkout", "notification"], False)
+    args = parse_args(["run", "--ops", "checkout", "--baseline-create"])
+    assert (args.ops, args.baseline_create) == (["checkout"], True)
+    for bad in ("", "refund", "checkout,nope"):
+        with pytest.raises(SystemExit):
+            parse_args(["run", "--ops", bad])

@@ -304,3 +304,19 @@ def test_half_load_p99_takes_the_median_of_the_rounds_ratios() -> None:
     (row,) = [r for r in targets.targets({"phases": phases, "ratios": []})
               if r["target"].startswith("checkout p99") and r["scope"] == "qfpay sqlite"]
     assert row["verdict"] == "miss"
+
+
+def test_checkout_targets_against_the_baseline_with_the_create_request_say_so() -> None:
+    plain = report.normalise(synthetic())
+    raw = synthetic() | {"baseline_create": True}
+    labelled = report.normalise(raw)
+    before = {(t["target"], t["scope"]): t["verdict"] for t in plain["targets"]}
+    after = {(t["target"], t["scope"]): t["verdict"] for t in labelled["targets"]}
+    assert len(before) == len(after)
+    renamed = {name for name, _ in after if name.endswith(targets.BASELINE_CREATE)}
+    assert renamed and all(name.startswith(("checkout", "WeChat Pay v3 checkout"))
+                           for name in renamed)
+    for (name, scope), verdict in after.items():  # the same verdicts, under a clear name
+        assert before[(name.removesuffix(targets.BASELINE_CREATE), scope)] == verdict
+    assert "Baseline with the create request" in report.markdown(labelled)
+    assert "Baseline with the create request" not in report.markdown(plain)

@@ -1,0 +1,78 @@
+"""The bare baseline's optional create request (``bench run --baseline-create``), through
+the real baseline process over real HTTP on a real SQLite file: the load generator's
+checkout creates an order first, and the checkout charges the amount stored with it, not
+one the client sends. Nothing is timed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.load import Runner, Spec
+from bench.providers import PROVIDERS
+from bench.rawhttp import RawClient
+from bench.servers import Server
+
+
+@pytest.fixture
+def baseline(tmp_path: Path) -> tuple[Server, Path]:
+    path = tmp_path / "baseline.db"
+    server = Server("baseline", f"sqlite+aiosqlite:///{path}", tmp_path)
+    server.start()
+    try:
+        yield server, path
+    finally:
+        server.stop()
+
+
+def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_a_created_order_is_charged_its_stored_amount(baseline: tuple[Server, Path]) -> None:
+    server, path = baseline
+    with httpx.Client(base_url=server.base, timeout=10) as http:
+        r = http.post("/bare/orders", json={"amount_minor": 4321, "merchant_reference": "r-1"})
+        assert r.status_code == 201, r.text
+        number = r.json()["number"]
+        code = http.post("/sandbox/wallet/login", json={"user": "u-1"}).json()["code"]
+        # the client cannot name another amount: the body has none, the order's is used
+        r = http.post("/bare/checkout/latipay", json={"login_code": code, "number": number})
+        assert r.status_code == 200, r.text
+        assert r.json()["payment"]
+        code = http.post("/sandbox/wallet/login", json={"user": "u-2"}).json()["code"]
+        r = http.post("/bare/checkout/latipay", json={"login_code": code, "number": "MGO-none"})
+        assert r.status_code == 404
+    assert _rows(path, "SELECT number, amount_minor, merchant_reference FROM bare_order") == [
+        (number, 4321, "r-1")]
+    assert _rows(path, "SELECT amount_minor FROM bare_checkout") == [(4321,)]
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_the_load_generator_sends_the_create_request_only_when_asked(
+        baseline: tuple[Server, Path], create: bool) -> None:
+    server, path = baseline
+    provider = PROVIDERS["latipay"]
+    spec = Spec("checkout", "baseline", [server.base], [""], provider="latipay",
+                baseline_create=create)
+
+    async def two_checkouts() -> None:
+        client = RawClient()
+        runner = Runner(spec, provider, client, None)
+        try:
+            for i in range(2):
+                await runner.op(i)
+        finally:
+            await client.aclose()
+
+    asyncio.run(two_checkouts())
+    assert len(_rows(path, "SELECT * FROM bare_checkout")) == 2
+    assert len(_rows(path, "SELECT * FROM bare_order")) == (2 if create else 0)
+    if create:  # each checkout charged its own order's amount
+        assert _rows(path, "SELECT DISTINCT amount_minor FROM bare_checkout") == [
+            (provider.amount_minor,)]
