@@ -74,7 +74,7 @@ class Store:
                 await self._db.execute(ddl)
             await self._db.commit()
         else:
-            import asyncpg
+            import asyncpg  # type: ignore[import-untyped]
 
             self._db = await asyncpg.create_pool(
                 self.url.replace("postgresql+asyncpg", "postgresql"), min_size=2, max_size=20)

@@ -195,17 +195,18 @@ class Soak:
         ports = [free_port(), free_port()]
         self.balancer = Balancer(ports)  # minigate's public URL; it runs in main()'s loop
         env["MINIGATE_PUBLIC_URL"] = self.balancer.base
-        live = {"live_sandbox": self.sandbox.base,
-                "live_credentials": self.sandbox.credentials()}  # created here, first
+        credentials = self.sandbox.credentials()  # created here, first
         self.apis = [Server("minigate", self.db.url, self.tmp, api_key=self.api_key, port=port,
-                            entry="bench.chaosproc", extra_env=env, **live) for port in ports]
+                            entry="bench.chaosproc", extra_env=env,
+                            live_sandbox=self.sandbox.base, live_credentials=credentials)
+                     for port in ports]
         self.worker = Server("worker", self.db.url, self.tmp, api_key=self.api_key,
                              entry="bench.chaosproc", extra_env=env | {"MINIGATE_RUN_JOBS": "true"},
-                             **live)
+                             live_sandbox=self.sandbox.base, live_credentials=credentials)
         with ThreadPoolExecutor(4) as pool:  # each start waits for its process to be ready
             # a generous bound: on a loaded machine four Python processes start slowly
-            for started in [pool.submit(p.start, 120.0) for p in (self.sandbox, *self.apis,
-                                                                   self.worker)]:
+            starts = [self.sandbox.start, *(api.start for api in self.apis), self.worker.start]
+            for started in [pool.submit(start, 120.0) for start in starts]:
                 started.result()
         httpx.post(f"{self.sandbox.base}/sandbox/latipay/control",
                    json={"retry_every_seconds": 2.0}, timeout=5).raise_for_status()
@@ -214,9 +215,11 @@ class Soak:
                  f"worker, webhook endpoint :{self.receiver.port}")
 
     def teardown(self) -> None:
-        for server in [*self.apis, *([self.worker] if self.worker else []), self.sandbox]:
+        stops = [*(api.stop for api in self.apis), *([self.worker.stop] if self.worker else []),
+                 self.sandbox.stop]
+        for stop in stops:
             with contextlib.suppress(Exception):
-                server.stop()
+                stop()
         if self.cluster is not None:
             self.cluster.close()
 
@@ -544,7 +547,7 @@ class Soak:
 
     # -- settling and the verdict ----------------------------------------------------------
     async def sql(self, query: str) -> list[Any]:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         assert self.db is not None
         conn = await asyncpg.connect(self.db.url.replace("postgresql+asyncpg", "postgresql"))

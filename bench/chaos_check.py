@@ -146,10 +146,10 @@ def check(f: Facts) -> list[Row]:
             succeeded[r.order_id] += r.amount_minor
     mismatch, above = [], []
     for o in f.orders:
-        s = sim_by_no.get(o.provider_order_no or "")
+        found = sim_by_no.get(o.provider_order_no or "")
         mg_net = (o.amount_minor if o.status in PAID_STATES else 0) - o.refunded_minor
-        sim_net = (s.amount_minor if s and s.status == "paid" else 0) - (
-            s.refunded_minor if s else 0)
+        sim_net = (found.amount_minor if found and found.status == "paid" else 0) - (
+            found.refunded_minor if found else 0)
         if mg_net != sim_net:
             mismatch.append(f"{o.id}: minigate {mg_net}, provider {sim_net} (minor units)")
         elif succeeded[o.id] != o.refunded_minor:

@@ -22,19 +22,19 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 
-def allow_receiver(url: str) -> None:
+def allow_receiver(receiver_url: str) -> None:
     from minigate import app
     from minigate.jobs import destination
 
-    parts = urlsplit(url)
+    parts = urlsplit(receiver_url)
     receiver = (parts.hostname, parts.port)
     check_url, check_resolved = destination.check_url, destination.check_resolved
 
-    def check_url_allowing(u: str, *, require_https: bool,
+    def check_url_allowing(url: str, *, require_https: bool,
                            allow_loopback: bool) -> tuple[str, int]:
-        if u == url:
-            return check_url(u, require_https=False, allow_loopback=True)
-        return check_url(u, require_https=require_https, allow_loopback=allow_loopback)
+        if url == receiver_url:
+            return check_url(url, require_https=False, allow_loopback=True)
+        return check_url(url, require_https=require_https, allow_loopback=allow_loopback)
 
     async def check_resolved_allowing(host: str, port: int, *, allow_loopback: bool,
                                       resolver: destination.Resolver = destination.system_resolver,
@@ -42,9 +42,9 @@ def allow_receiver(url: str) -> None:
         return await check_resolved(host, port, resolver=resolver,
                                     allow_loopback=allow_loopback or (host, port) == receiver)
 
-    destination.check_url = check_url_allowing  # type: ignore[assignment]
-    destination.check_resolved = check_resolved_allowing  # type: ignore[assignment]
-    app.check_url = check_url_allowing  # type: ignore[assignment]
+    destination.check_url = check_url_allowing
+    destination.check_resolved = check_resolved_allowing
+    app.check_url = check_url_allowing  # type: ignore[attr-defined]  # app's imported name
 
 
 def scale_backoff(scale: float, cap: float) -> None:
@@ -55,7 +55,7 @@ def scale_backoff(scale: float, cap: float) -> None:
     def scaled(attempts: int, rng: random.Random | None = None) -> timedelta:
         return min(backoff(attempts, rng) * scale, timedelta(seconds=cap))
 
-    runner.delivery_backoff = scaled  # type: ignore[assignment]
+    runner.delivery_backoff = scaled
 
 
 def main(argv: list[str]) -> None:

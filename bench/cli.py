@@ -453,7 +453,8 @@ class Bench:
         for step in phase_plan(self.args.rounds, list(servers), self.args.fractions,
                                self.args.duration):
             _pause_all_but(step.target, servers)
-            meta, kw = metas[step.target], {}
+            meta = metas[step.target]
+            kw: dict[str, Any] = {}
             if step.duration is not None:
                 kw["duration"] = step.duration
             if step.concurrency is not None:

@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
-from bench.providers import LATIPAY
+from bench.providers.latipay import LATIPAY
 from bench.servers import Database
 from minigate.app import Runtime, create_app
 from minigate.config import load_settings
@@ -191,6 +191,8 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
     db = Database(kind, Path(tempfile.mkdtemp(prefix="mg-inproc-")))
     await db.create()
     bench = LATIPAY
+    notification = bench.notification
+    assert notification is not None  # Latipay's notification settles an order
     seeded = 3 * n + 100
     await db.seed_pending(bench.name, bench.channel, bench.currency, bench.amount_minor,
                           bench.seed_number, seeded)
@@ -202,12 +204,12 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
     merchant = {"Authorization": f"Bearer {API_KEY}"}
 
     async def notify_http(i: int) -> None:
-        note = bench.notification(bench.seed_number(i))
+        note = notification(bench.seed_number(i))
         r = await api.post("/v1/notify/latipay", content=note.body, headers=note.headers)
         assert bench.acked(r.status_code, r.content), r.text
 
     async def notify_service(i: int) -> None:
-        note = bench.notification(bench.seed_number(n + 50 + i))
+        note = notification(bench.seed_number(n + 50 + i))
         ack = await handle_notification(ctx, "latipay", note.headers, note.body)
         assert ack.status == 200
 
@@ -216,14 +218,14 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
     async def notify_asgi(i: int) -> None:
         """The route through the ASGI app alone: no HTTP client, no sockets (so route −
         this is the in-process client, and this − service minigate's HTTP layer)."""
-        note = bench.notification(bench.seed_number(2 * n + 80 + i))
+        note = notification(bench.seed_number(2 * n + 80 + i))
         status, body = await _asgi_post(app, "/v1/notify/latipay", note.headers, note.body)
         assert bench.acked(status, body), body
 
     client = ctx.provider("latipay")
 
     async def verify_only(i: int) -> None:
-        note = bench.notification(bench.seed_number(i))
+        note = notification(bench.seed_number(i))
         headers = {k.lower(): v for k, v in note.headers.items()}
         verified = client.verify_notification(
             IncomingNotification(headers, note.body, ctx.clock.now()))

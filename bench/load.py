@@ -81,8 +81,10 @@ class Runner:
         if self.spec.op != "notification" or self.spec.mode != "open":
             return
         count = min(self.spec.pool_size, self.scheduled_count())
-        self._signed = [self.provider.notification(self.provider.seed_number(
-            self.spec.pool_start + k)) for k in range(count)]
+        sign = self.provider.notification
+        assert sign is not None, "a notification phase of a provider that notifies"
+        self._signed = [sign(self.provider.seed_number(self.spec.pool_start + k))
+                        for k in range(count)]
 
     async def op(self, i: int) -> None:
         base = self.spec.bases[i % len(self.spec.bases)]
@@ -134,8 +136,10 @@ class Runner:
         if self._next_pool >= self.spec.pool_size:
             raise PoolExhausted
         index = self.spec.pool_start + self._next_pool
+        sign = self.provider.notification
+        assert sign is not None, "a notification phase of a provider that notifies"
         n = (self._signed[self._next_pool] if self._next_pool < len(self._signed)
-             else self.provider.notification(self.provider.seed_number(index)))
+             else sign(self.provider.seed_number(index)))
         self._next_pool += 1
         prefix = "/v1/notify" if self.spec.target == "minigate" else "/bare/notify"
         r = await self.client.post(f"{base}{prefix}/{self.provider.name}", content=n.body,

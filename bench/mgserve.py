@@ -22,7 +22,7 @@ def install_keys() -> None:
     from minigate.sandbox import keystore
 
     keystore.sandbox_wechat_keys = wxkeys.keys  # type: ignore[attr-defined]
-    app.for_keys_dir = lambda _keys_dir: keystore.ephemeral_credentials()  # type: ignore[attr-defined]
+    app.for_keys_dir = lambda keys_dir: keystore.ephemeral_credentials()  # type: ignore[attr-defined]
 
 
 def main(argv: list[str]) -> None:

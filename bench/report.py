@@ -362,7 +362,7 @@ def _short(frame: str) -> str:
 
 def write(result: dict[str, Any], *, latest: bool = True) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / result["timestamp"]
+    stem = RESULTS / str(result["timestamp"])
     normalise(result)
     result.pop("plot", None)
     note = plot(result, stem.with_suffix(".png"))

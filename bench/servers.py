@@ -19,16 +19,19 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
+from sqlalchemy import Table
 
 if TYPE_CHECKING:
     from minigate.sandbox.keystore import SandboxCredentials
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 PG_DSN = os.environ.get("MINIGATE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -55,7 +58,7 @@ class Database:
 
     async def create(self, *, minigate_schema: bool = True) -> None:
         if self.kind == "postgres":
-            import asyncpg
+            import asyncpg  # type: ignore[import-untyped]
 
             conn = await asyncpg.connect(self.pg_dsn)
             try:
@@ -84,7 +87,8 @@ class Database:
             await conn.close()
 
     async def seed_pending(self, provider: str, channel: str, currency: str, minor: int,
-                           number, count: int, start: int = 0) -> list[str]:
+                           number: Callable[[int], str], count: int, start: int = 0
+                           ) -> list[str]:
         """``count`` orders in ``pending`` with a pending payment numbered ``number(i)``
         (as if checkout had happened); returns their order ids. ``next_check_at`` is far
         ahead so the reconciler leaves them alone during the run."""
@@ -95,7 +99,9 @@ class Database:
 
         now = datetime.now(UTC)
         later = now + timedelta(days=1)
-        orders, payments, ids = [], [], []
+        orders: list[dict[str, Any]] = []
+        payments: list[dict[str, Any]] = []
+        ids: list[str] = []
         hashed = token_hash("ct_bench")
         for i in range(start, start + count):
             oid = f"ord_b{i:019d}"
@@ -115,8 +121,10 @@ class Database:
         try:
             for lo in range(0, count, 5000):
                 async with engine.begin() as conn:
-                    await conn.execute(Order.__table__.insert(), orders[lo:lo + 5000])
-                    await conn.execute(Payment.__table__.insert(), payments[lo:lo + 5000])
+                    await conn.execute(cast(Table, Order.__table__).insert(),
+                                       orders[lo:lo + 5000])
+                    await conn.execute(cast(Table, Payment.__table__).insert(),
+                                       payments[lo:lo + 5000])
         finally:
             await engine.dispose()
         return ids
@@ -376,7 +384,7 @@ class Monitor:
         return float(getattr(self._psutil.cpu_times(), "steal", 0.0))
 
     def rss_mb(self, label: str) -> float:
-        return self.procs[label].memory_info().rss / 2**20
+        return float(self.procs[label].memory_info().rss) / 2**20
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -399,5 +407,6 @@ def workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="minigate-bench-"))
 
 
-def run(coro):  # noqa: ANN001, ANN201 - tiny helper for the synchronous orchestrator
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """A tiny helper for the synchronous orchestrator."""
     return asyncio.run(coro)
