@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -363,5 +364,72 @@ async def test_a_connection_left_mid_operation_is_discarded_and_the_statement_ru
         assert [r["id"] for r in await store.read(hot.ORDER_WITH_PAYMENT,
                                                   order_id="ord_hot40")] == ["ord_hot40"]
         assert store.statements >= 3
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_commits_off_the_loop_except_notification_intake(sqlite_url: str) -> None:
+    """The statements run on the event loop's thread; the ``COMMIT`` (which writes the
+    file, and now and then checkpoints the WAL) on the connection's own thread, unless
+    every transaction of the batch asked to commit on the loop."""
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    seen: list[tuple[str, int]] = []
+    fairy = await engine.raw_connection()
+    fairy.driver_connection._conn.set_trace_callback(
+        lambda sql: seen.append((sql.split()[0].upper(), threading.get_ident())))
+    fairy.close()
+    loop_thread = threading.get_ident()
+    try:
+        await store.transaction(hot.insert(_order(20)))
+        assert [s for s, t in seen if t != loop_thread] == ["COMMIT"]
+        assert "INSERT" in [s for s, t in seen if t == loop_thread]
+        seen.clear()
+        await store.steps(hot.insert(_order(21)), commit_on_loop=True)
+        assert {t for _, t in seen} == {loop_thread} and "COMMIT" in [s for s, _ in seen]
+        seen.clear()
+        # a batch where one transaction asked for the loop and one did not: off the loop
+        await asyncio.gather(store.steps(hot.insert(_order(22)), commit_on_loop=True),
+                             store.transaction(hot.insert(_order(23))))
+        assert [s for s, t in seen if t != loop_thread] == ["COMMIT"]
+        rows = [await store.read(hot.ORDER_WITH_PAYMENT, order_id=f"ord_hot{n}")
+                for n in (20, 21, 22, 23)]
+        assert [r[0]["id"] for r in rows] == ["ord_hot20", "ord_hot21", "ord_hot22",
+                                              "ord_hot23"]
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_a_commit_that_fails_off_the_loop_fails_the_whole_batch(
+        sqlite_url: str) -> None:
+    """A deferred foreign key is checked at ``COMMIT``: the commit fails on the
+    connection's thread, every transaction of the batch fails with it, nothing of the
+    batch is written, and the next transaction commits normally."""
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    with contextlib.closing(sqlite3.connect(sqlite_url.split(":///", 1)[1])) as raw:
+        raw.execute("CREATE TABLE hot_child (id INTEGER PRIMARY KEY, parent VARCHAR(32) "
+                    "REFERENCES orders(id) DEFERRABLE INITIALLY DEFERRED)")
+        raw.commit()
+    child = Table("hot_child", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("parent", String(32)))
+    orphan = hot.Sql(insert(child).values(parent=bindparam("parent")))
+
+    def orphaned() -> hot.Work[None]:
+        yield orphan, {"parent": "ord_none"}  # accepted now, refused at COMMIT
+
+    store = hot.hot_store(engine)
+    try:
+        results = await asyncio.gather(store.transaction(hot.insert(_order(30))),
+                                       store.transaction(orphaned()), return_exceptions=True)
+        assert [type(r).__name__ for r in results] == ["IntegrityError", "IntegrityError"]
+        assert "FOREIGN KEY" in str(results[0])
+        assert await store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot30") == []
+        await store.transaction(hot.insert(_order(31)))
+        rows = await store.read(hot.ORDER_WITH_PAYMENT, order_id="ord_hot31")
+        assert [r["id"] for r in rows] == ["ord_hot31"]
+        with contextlib.closing(sqlite3.connect(sqlite_url.split(":///", 1)[1])) as raw:
+            assert raw.execute("SELECT count(*) FROM hot_child").fetchone() == (0,)
     finally:
         await engine.dispose()

@@ -148,7 +148,8 @@ async def _record_and_apply(
     of the original and does nothing anyway)."""
     now = ctx.clock.now()
     if verified.trusted and verified.payment is not None:
-        fast = await ctx.hot.steps(_settle_paid(ctx, provider, verified, body, now))
+        fast = await ctx.hot.steps(_settle_paid(ctx, provider, verified, body, now),
+                                   commit_on_loop=True)  # hot, and batched under load
         if fast is not None:
             if fast == "paid":
                 ORDER_TRANSITIONS.labels(OrderStatus.PAID.value).inc()  # committed

@@ -8,10 +8,12 @@ driver directly:
   with SQLAlchemy's own bind and result processors, so values are stored exactly as the ORM
   stores them (datetimes, JSON) and read back the same way;
 * a transaction is written once, as a generator that yields ``(statement, params)`` and gets
-  the rows (or the row count) back (:data:`Work`). On **SQLite** it runs with the stdlib
-  driver on the event loop's own thread — no thread hand-off at all — on the one connection
-  of the process (checked out of the engine's pool of one like any session, so the
-  one-connection rule holds). Transactions that arrive together share one ``BEGIN
+  the rows (or the row count) back (:data:`Work`). On **SQLite** its statements run with
+  the stdlib driver on the event loop's own thread — no thread hand-off per statement — on
+  the one connection of the process (checked out of the engine's pool of one like any
+  session, so the one-connection rule holds), and the ``COMMIT``, which writes the file,
+  on the connection's own thread (one hand-off per batch; notification intake keeps it on
+  the loop: :meth:`HotStore._write`). Transactions that arrive together share one ``BEGIN
   IMMEDIATE … COMMIT``, each in its own savepoint (group commit, :class:`HotStore`). If
   another process holds the write lock, ``BEGIN IMMEDIATE`` fails at once (busy timeout 0
   for that statement) and the batch runs instead on the connection's own thread, which
@@ -393,7 +395,8 @@ class HotStore:
         self.sqlite = self.dialect.name == "sqlite"
         #: Statements run so far (``python -m bench.inproc`` counts SQL per operation).
         self.statements = 0
-        self._queue: list[tuple[Work[Any], asyncio.Future[Any]]] = []
+        #: (work, its caller's future, whether it asked to commit on the loop's thread)
+        self._queue: list[tuple[Work[Any], asyncio.Future[Any], bool]] = []
         self._flushing = False
         self._flusher: asyncio.Task[None] | None = None  # a reference keeps it alive
         #: SQLite: the database file for :attr:`_reader` (None: in memory, or a URI).
@@ -469,22 +472,24 @@ class HotStore:
         if self._closed:
             raise StoreClosed()
 
-    async def transaction(self, work: Work[T]) -> T:
+    async def transaction(self, work: Work[T], *, commit_on_loop: bool = False) -> T:
+        """``work`` in one transaction. ``commit_on_loop``: see :meth:`_write`."""
         self._check_open()
         if self.sqlite:
-            return await self._batched(work)
+            return await self._batched(work, commit_on_loop)
         return await self._asyncpg(work, transaction=True)
 
-    async def steps(self, work: Work[T]) -> T:
+    async def steps(self, work: Work[T], *, commit_on_loop: bool = False) -> T:
         """``work`` whose every step is atomic on its own — reads, and writes that are one
         statement each (a guarded :class:`Many`, say) — and correct whatever commits
         between its steps: on PostgreSQL each step is one autocommitted round trip, with
         no ``BEGIN`` and ``COMMIT`` around them; on SQLite a transaction as usual (group
         commit makes that the cheaper way there). :class:`Rollback` returns its value;
-        nothing is undone, so a step that writes must come last or be undone by design."""
+        nothing is undone, so a step that writes must come last or be undone by design.
+        ``commit_on_loop``: see :meth:`_write`."""
         self._check_open()
         if self.sqlite:
-            return await self._batched(work)
+            return await self._batched(work, commit_on_loop)
         return await self._asyncpg(work, transaction=False)
 
     async def _asyncpg(self, work: Work[T], *, transaction: bool) -> T:
@@ -513,9 +518,9 @@ class HotStore:
         finally:
             counted.close()
 
-    async def _batched(self, work: Work[T]) -> T:
+    async def _batched(self, work: Work[T], commit_on_loop: bool = False) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((self._counted(work), future))
+        self._queue.append((self._counted(work), future, commit_on_loop))
         if not self._flushing:
             self._flushing = True
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
@@ -534,7 +539,7 @@ class HotStore:
                     continue
                 # Everything that queued while the connection was busy goes in one commit;
                 # a request cancelled before its turn is not run.
-                batch = [(w, f) for w, f in self._queue if not f.cancelled()]
+                batch = [entry for entry in self._queue if not entry[1].cancelled()]
                 self._queue = []
                 driver: Any = fairy.driver_connection
                 try:
@@ -550,13 +555,25 @@ class HotStore:
         finally:
             self._flushing = False
 
-    async def _write(self, driver: Any, batch: list[tuple[Work[Any], asyncio.Future[Any]]]
-                     ) -> None:
-        """On the event loop's thread, with no hand-off at all, unless another process
-        holds the write lock: then on the connection's own thread, which may wait for it
-        (the busy timeout) without stopping the event loop."""
+    async def _write(self, driver: Any,
+                     batch: list[tuple[Work[Any], asyncio.Future[Any], bool]]) -> None:
+        """The statements on the event loop's thread, with no hand-off at all; the
+        ``COMMIT`` on the connection's own thread, unless every transaction of the batch
+        asked for it on the loop (``commit_on_loop``: notification intake).
+
+        The ``COMMIT`` is the one statement that writes the file: the WAL's pages and,
+        every ~1,000 pages, the checkpoint that copies them into the database and syncs
+        it (5–10 ms on a local disk, far longer on a slow one). On the connection's
+        thread (Python's ``sqlite3`` releases the GIL while it commits) the loop goes on
+        serving everything else meanwhile; the hand-off costs about 0.07 ms of CPU, which
+        notification intake, whose batches are large under load and whose CPU per
+        notification is a target, does not pay (round 11, ``docs/performance.md``).
+
+        If another process holds the write lock, the whole batch runs on the connection's
+        thread, which may wait for it (the busy timeout) without stopping the loop."""
         conn: sqlite3.Connection = driver._conn
-        works = [w for w, _ in batch]
+        works = [w for w, _, _ in batch]
+        commit_on_loop = all(on_loop for _, _, on_loop in batch)
         try:
             conn.execute("PRAGMA busy_timeout=0")
             try:
@@ -568,8 +585,12 @@ class HotStore:
                 began = False
             finally:
                 conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            if began:
+            if began and commit_on_loop:
                 outcomes = _run_batch(conn, self.dialect, works)
+            elif began:
+                outcomes = _run_batch(conn, self.dialect, works, commit=False)
+                if conn.in_transaction:  # not if a batch of one was rolled back
+                    await _on_thread(driver, partial(_commit, conn))
             else:
                 outcomes = await _on_thread(driver, partial(_run_batch, conn, self.dialect,
                                                             works, begin=True))
@@ -578,7 +599,7 @@ class HotStore:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+        for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
             if ok:
@@ -597,8 +618,9 @@ class HotStore:
             result = yield step
 
 
-def _fail(batch: list[tuple[Work[Any], asyncio.Future[Any]]], exc: BaseException) -> None:
-    for work, future in batch:
+def _fail(batch: list[tuple[Work[Any], asyncio.Future[Any], bool]],
+          exc: BaseException) -> None:
+    for work, future, _ in batch:
         work.close()
         if not future.done():
             future.set_exception(exc)
@@ -624,11 +646,12 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
 
 
 def _run_batch(conn: sqlite3.Connection, dialect: Dialect, works: list[Work[Any]], *,
-               begin: bool = False) -> list[tuple[bool, Any]]:
+               begin: bool = False, commit: bool = True) -> list[tuple[bool, Any]]:
     """Each transaction in its own savepoint, then one COMMIT: (True, value) or (False,
     exception) per transaction. Raises (everything rolled back) if the commit fails or a
     savepoint cannot be rolled back. A batch of one needs no savepoint: the transaction
-    is the batch's, and rolling it back undoes that one alone."""
+    is the batch's, and rolling it back undoes that one alone. ``commit=False``: the
+    caller commits (:func:`_commit`), and no outcome holds until it has."""
     if begin:
         conn.execute("BEGIN IMMEDIATE")
     try:
@@ -641,8 +664,20 @@ def _run_batch(conn: sqlite3.Connection, dialect: Dialect, works: list[Work[Any]
                 outcomes.append(_run_one(conn, dialect, work,
                                          partial(conn.execute, "ROLLBACK TO hot")))
                 conn.execute("RELEASE hot")
-        conn.commit()  # nothing to commit if a batch of one was rolled back
+        if commit:
+            conn.commit()  # nothing to commit if a batch of one was rolled back
         return outcomes
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    """The batch's COMMIT (on the connection's thread); if it fails, everything is rolled
+    back and it raises."""
+    try:
+        conn.commit()  # nothing to commit if a batch of one was rolled back
     except BaseException:
         if conn.in_transaction:
             conn.rollback()
