@@ -350,7 +350,7 @@ class Bench:
                     provider=(provider or self.provider).name,
                     concurrency=kw.pop("concurrency", self.args.concurrency),
                     duration=kw.pop("duration", self.args.duration),
-                    baseline_create=getattr(self.args, "baseline_create", False), **kw)
+                    baseline_create=self.args.baseline_create, **kw)
 
     def pool_size(self) -> int:
         """For a server's warm-up and one measured phase (workers, rows)."""
@@ -425,10 +425,9 @@ class Bench:
                 servers[t] = self.start(t, dbs[t], extra_env=CORE_MINIGATE_ENV
                                         if t == "minigate" else None)
             metas = {t: {"suite": "core", "db": kind, "server": t} for t in targets}
-            ops = getattr(self.args, "ops", OPS)
             notified = self._interleaved("notification", metas, servers, p, pools) \
-                if p.notifies and "notification" in ops else []
-            if "checkout" in ops:
+                if p.notifies and "notification" in self.args.ops else []
+            if "checkout" in self.args.ops:
                 self._interleaved("checkout", metas, servers, p, pools)
             for t in targets:
                 self.stop(servers.pop(t))
@@ -659,7 +658,7 @@ class Bench:
             "crypto_floor": crypto, "soaks": self.soaks, "verification": self.verification,
             "rss": report.rss_summary(self.monitor.rss), "rss_samples": self.monitor.rss,
             "profiles": self.profiles, "notes": self.notes,
-            "baseline_create": bool(getattr(a, "baseline_create", False)),
+            "baseline_create": a.baseline_create,
         }
         stem = report.write(result)  # adds ratios, CPU vs floor and targets (bench/targets.py)
         sys.stderr.write(f"wrote {stem}.json, .md, .png and bench/results/latest.md "

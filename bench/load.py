@@ -81,10 +81,13 @@ class Runner:
         if self.spec.op != "notification" or self.spec.mode != "open":
             return
         count = min(self.spec.pool_size, self.scheduled_count())
+        self._signed = [self._sign(self.spec.pool_start + k) for k in range(count)]
+
+    def _sign(self, index: int) -> Any:
+        """The provider's signed notification for the ``index``-th seeded order."""
         sign = self.provider.notification
         assert sign is not None, "a notification phase of a provider that notifies"
-        self._signed = [sign(self.provider.seed_number(self.spec.pool_start + k))
-                        for k in range(count)]
+        return sign(self.provider.seed_number(index))
 
     async def op(self, i: int) -> None:
         base = self.spec.bases[i % len(self.spec.bases)]
@@ -136,10 +139,8 @@ class Runner:
         if self._next_pool >= self.spec.pool_size:
             raise PoolExhausted
         index = self.spec.pool_start + self._next_pool
-        sign = self.provider.notification
-        assert sign is not None, "a notification phase of a provider that notifies"
         n = (self._signed[self._next_pool] if self._next_pool < len(self._signed)
-             else sign(self.provider.seed_number(index)))
+             else self._sign(index))
         self._next_pool += 1
         prefix = "/v1/notify" if self.spec.target == "minigate" else "/bare/notify"
         r = await self.client.post(f"{base}{prefix}/{self.provider.name}", content=n.body,

@@ -677,7 +677,7 @@ def _commit(conn: sqlite3.Connection) -> None:
     """The batch's COMMIT (on the connection's thread); if it fails, everything is rolled
     back and it raises."""
     try:
-        conn.commit()  # nothing to commit if a batch of one was rolled back
+        conn.commit()
     except BaseException:
         if conn.in_transaction:
             conn.rollback()
