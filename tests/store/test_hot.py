@@ -15,14 +15,14 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, event, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from minigate.domain.events import EventType
 from minigate.domain.states import OPEN_STATES, OrderStatus
 from minigate.store import hot, repo
-from minigate.store.db import make_engine, migrate, session_factory
+from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS, make_engine, migrate, session_factory
 from minigate.store.models import Event, Order, Payment
 
 NOW = datetime(2026, 11, 28, 9, 30, 15, 123456, tzinfo=UTC)
@@ -433,3 +433,97 @@ async def test_sqlite_a_commit_that_fails_off_the_loop_fails_the_whole_batch(
             assert raw.execute("SELECT count(*) FROM hot_child").fetchone() == (0,)
     finally:
         await engine.dispose()
+
+
+async def test_sqlite_keeps_the_connection_between_batches_and_gives_it_back_when_asked(
+        sqlite_url: str) -> None:
+    """Batch after batch runs on the connection checked out for the first, with no
+    ``PRAGMA`` per batch; an ORM session that asks for it gets it at once (not after the
+    pool's timeout) with the usual busy timeout, and the store takes it again after."""
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    checkouts: list[int] = []
+    event.listen(engine.sync_engine.pool, "checkout", lambda *_: checkouts.append(1))
+    statements: list[str] = []
+    store = hot.hot_store(engine)
+    try:
+        await store.transaction(hot.insert(_order(50)))
+        assert len(checkouts) == 1
+        fairy = store._held
+        assert fairy is not None, "kept after its batch"
+        fairy.driver_connection._conn.set_trace_callback(
+            lambda sql: statements.append(sql.split()[0].upper()))
+        for n in (51, 52, 53):
+            await store.transaction(hot.insert(_order(n)))
+        assert len(checkouts) == 1
+        assert "PRAGMA" not in statements and statements.count("COMMIT") == 3
+
+        async with session_factory(engine)() as session:
+            count = await asyncio.wait_for(
+                session.scalar(select(func.count()).select_from(Order)), 5)
+            assert count == 4
+            busy = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
+            assert busy == SQLITE_BUSY_TIMEOUT_MS
+        assert len(checkouts) == 2 and store._held is None
+
+        await store.transaction(hot.insert(_order(54)))
+        assert len(checkouts) == 3 and store._held is not None
+        with contextlib.closing(sqlite3.connect(sqlite_url.split(":///", 1)[1])) as raw:
+            assert raw.execute("SELECT count(*) FROM orders").fetchone() == (5,)
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_a_session_that_asks_during_a_batch_gets_the_connection_after_it(
+        sqlite_url: str) -> None:
+    """A session asking for the connection while a batch is being committed waits for
+    that batch only, then gets the connection with the usual busy timeout; the batch's
+    transaction committed."""
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    committing, go_on = threading.Event(), threading.Event()
+    loop_thread = threading.get_ident()
+
+    def hold_the_commit(sql: str) -> None:
+        if sql.upper().startswith("COMMIT") and threading.get_ident() != loop_thread:
+            committing.set()
+            go_on.wait(10)
+
+    try:
+        await store.transaction(hot.insert(_order(60)))  # the store now holds it
+        store._held.driver_connection._conn.set_trace_callback(hold_the_commit)
+        writing = asyncio.ensure_future(store.transaction(hot.insert(_order(61))))
+        assert await asyncio.to_thread(committing.wait, 5)
+
+        async def session_reads() -> tuple[int, int]:
+            async with session_factory(engine)() as session:
+                count = await session.scalar(select(func.count()).select_from(Order))
+                busy = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
+                return count, busy
+
+        reading = asyncio.ensure_future(session_reads())
+        await asyncio.sleep(0.05)
+        assert not reading.done(), "the batch still has the connection"
+        assert store._wanted
+        go_on.set()
+        await asyncio.wait_for(writing, 5)
+        assert await asyncio.wait_for(reading, 5) == (2, SQLITE_BUSY_TIMEOUT_MS)
+        assert store._held is None and not store._wanted
+    finally:
+        go_on.set()
+        await engine.dispose()
+
+
+async def test_sqlite_dispose_takes_back_the_kept_connection(sqlite_url: str) -> None:
+    """Disposing of the engine closes the connection the store keeps between batches
+    (nothing stays open, even without the store's own ``aclose``)."""
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    await store.transaction(hot.insert(_order(70)))
+    conn = store._held.driver_connection._conn
+    await engine.dispose()
+    assert store._held is None
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
@@ -35,10 +37,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # is open, so a connection that comes back idle costs no thread hand-off (the hot
         # path, ``store/hot.py``, returns it that way). ``check_same_thread=False``: the hot
         # path runs its transactions on the event loop's thread, on this same connection,
-        # while it holds it (checked out of this pool of one, so never concurrently).
+        # while it holds it (checked out of this pool of one, so never concurrently), and
+        # keeps it between its write batches until another checkout asks for it
+        # (:class:`SqlitePool`).
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                                         "check_same_thread": False},
-                                     pool_size=1,
+                                     poolclass=SqlitePool, pool_size=1,
                                      max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT,
                                      pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -53,6 +57,39 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # waits for a pooled connection instead (the pool's timeout is a 503).
     return create_async_engine(url, pool_size=pool_size, max_overflow=0,
                                pool_recycle=POOL_RECYCLE_SECONDS)
+
+
+class SqlitePool(AsyncAdaptedQueuePool):
+    """SQLite's pool of one connection, which a holder may keep checked out while idle.
+
+    The lean path (``store/hot.py``) writes in batches, one after another; checking the
+    connection out and back in for each costs about 30 µs (a greenlet, the pool's queue,
+    the reset), three times per checkout, and at low load nearly every batch is one
+    transaction. So it keeps the connection between batches, and registers in
+    :attr:`holders`: every other checkout, and :meth:`dispose`, first calls it, and the
+    holder gives the connection back at once if it is idle, or as soon as its batch ends.
+    Nothing waits longer than it did when the connection went back after every batch."""
+
+    #: Log as the pool it extends (under ``sqlalchemy.``, which minigate keeps quiet).
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Each is called before every checkout and before :meth:`dispose`: "give the
+        #: connection back if you hold it".
+        self.holders: set[Callable[[], None]] = set()
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        self._ask_back()
+        return super()._do_get()
+
+    def dispose(self) -> None:
+        self._ask_back()
+        super().dispose()
+
+    def _ask_back(self) -> None:
+        for holder in list(self.holders):
+            holder()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

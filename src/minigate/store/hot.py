@@ -11,7 +11,8 @@ driver directly:
   the rows (or the row count) back (:data:`Work`). On **SQLite** its statements run with
   the stdlib driver on the event loop's own thread — no thread hand-off per statement — on
   the one connection of the process (checked out of the engine's pool of one like any
-  session, so the one-connection rule holds), and the ``COMMIT``, which writes the file,
+  session, so the one-connection rule holds, and kept between batches until another
+  checkout asks for it: :class:`~minigate.store.db.SqlitePool`), and the ``COMMIT``, which writes the file,
   on the connection's own thread (one hand-off per batch; notification intake keeps it on
   the loop: :meth:`HotStore._write`). Transactions that arrive together share one ``BEGIN
   IMMEDIATE … COMMIT``, each in its own savepoint (group commit, :class:`HotStore`). If
@@ -63,7 +64,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.util import greenlet_spawn
 
 from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus
-from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS
+from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS, SqlitePool
 from minigate.store.models import Event, IdempotencyRecord, Notification, Order, Payment
 
 T = TypeVar("T")
@@ -405,6 +406,13 @@ class HotStore:
         #: Set by :meth:`aclose`: nothing more is taken (a late statement would open a
         #: connection on an engine that is being disposed, and leak it).
         self._closed = False
+        #: SQLite: the pool's connection, kept (idle, busy timeout 0) between batches
+        #: while nothing else asks for it (:class:`~minigate.store.db.SqlitePool`).
+        self._held: Any = None
+        #: Another checkout asked for the connection during a batch: give it back after.
+        self._wanted = False
+        #: Our own checkout is under way (the pool's call to :meth:`_give_up` is ours).
+        self._taking = False
 
     async def read(self, sql: Sql, **params: Any) -> list[Row]:
         """One statement that only reads: what was committed when it runs.
@@ -447,8 +455,10 @@ class HotStore:
         return rows
 
     def close(self) -> None:
-        """Close what this store opened of its own (SQLite's read connection); the engine
-        keeps its pool. Safe to call twice; a later read opens the connection again."""
+        """Close what this store opened of its own (SQLite's read connection) and give
+        back the pool's connection if it holds it idle; the engine keeps its pool. Safe
+        to call twice; a later read opens the connection again."""
+        self._release()
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
@@ -529,31 +539,74 @@ class HotStore:
     async def _flush(self) -> None:
         try:
             while self._queue:
-                try:
-                    fairy = await self.engine.raw_connection()
-                except BaseException as exc:
-                    batch, self._queue = self._queue, []
-                    _fail(batch, exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
+                fairy, self._held = self._held, None
+                if fairy is None:
+                    try:
+                        fairy = await self._take()
+                    except BaseException as exc:
+                        batch, self._queue = self._queue, []
+                        _fail(batch, exc)
+                        if not isinstance(exc, Exception):
+                            raise
+                        continue
                 # Everything that queued while the connection was busy goes in one commit;
                 # a request cancelled before its turn is not run.
                 batch = [entry for entry in self._queue if not entry[1].cancelled()]
                 self._queue = []
                 driver: Any = fairy.driver_connection
+                kept = False
                 try:
                     await self._write(driver, batch)
                 finally:
                     if driver._conn.in_transaction:
                         await asyncio.shield(greenlet_spawn(fairy.invalidate))
+                    elif self._wanted or self._closed:
+                        _give_back(fairy)
                     else:
-                        fairy.close()
-                # Let a session that was waiting for the connection take it before the
-                # next batch does (the pool's queue would hand it straight back to us).
-                await asyncio.sleep(0)
+                        self._held, kept = fairy, True
+                if not kept:
+                    # Let the session that asked for the connection take it before the
+                    # next batch does (the pool's queue would hand it straight back to us).
+                    self._wanted = False
+                    await asyncio.sleep(0)
         finally:
             self._flushing = False
+
+    async def _take(self) -> Any:
+        """Check the connection out of the engine's pool, to keep between batches where
+        the pool lets us (:class:`~minigate.store.db.SqlitePool`): its busy timeout is 0
+        while we hold it (``BEGIN IMMEDIATE`` must not wait on the loop's thread), and
+        :func:`_give_back` restores it."""
+        self._taking = True
+        try:
+            fairy = await self.engine.raw_connection()
+        finally:
+            self._taking = False
+        pool = self.engine.sync_engine.pool
+        if isinstance(pool, SqlitePool):
+            pool.holders.add(self._give_up)
+        try:
+            driver: Any = fairy.driver_connection
+            driver._conn.execute("PRAGMA busy_timeout=0")
+        except BaseException:
+            _give_back(fairy)
+            raise
+        return fairy
+
+    def _give_up(self) -> None:
+        """The pool's call, before any other checkout: give the connection back now if it
+        is idle here, or after the batch that is using it."""
+        if self._taking:
+            return
+        if self._held is not None:
+            self._release()
+        elif self._flushing:
+            self._wanted = True
+
+    def _release(self) -> None:
+        fairy, self._held = self._held, None
+        if fairy is not None:
+            _give_back(fairy)
 
     async def _write(self, driver: Any,
                      batch: list[tuple[Work[Any], asyncio.Future[Any], bool]]) -> None:
@@ -575,16 +628,13 @@ class HotStore:
         works = [w for w, _, _ in batch]
         commit_on_loop = all(on_loop for _, _, on_loop in batch)
         try:
-            conn.execute("PRAGMA busy_timeout=0")
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")  # busy timeout 0 while we hold it: _take
                 began = True
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     raise
                 began = False
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             if began and commit_on_loop:
                 outcomes = _run_batch(conn, self.dialect, works)
             elif began:
@@ -592,8 +642,8 @@ class HotStore:
                 if conn.in_transaction:  # not if a batch of one was rolled back
                     await _on_thread(driver, partial(_commit, conn))
             else:
-                outcomes = await _on_thread(driver, partial(_run_batch, conn, self.dialect,
-                                                            works, begin=True))
+                outcomes = await _on_thread(driver, partial(_run_waiting, conn, self.dialect,
+                                                            works))
         except BaseException as exc:
             _fail(batch, exc)
             if not isinstance(exc, Exception):
@@ -638,6 +688,28 @@ async def _on_thread(driver: Any, function: Callable[[], T]) -> T:
         # wait for it, so the connection goes back to the pool only once it is idle.
         await asyncio.wait([future])
         raise
+
+
+def _give_back(fairy: Any) -> None:
+    """Return a connection taken by :meth:`HotStore._take` to its pool, with the busy
+    timeout every other user of the connection expects."""
+    try:
+        fairy.driver_connection._conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    except BaseException:
+        fairy.invalidate()  # never hand anyone a connection in an unknown state
+        raise
+    fairy.close()
+
+
+def _run_waiting(conn: sqlite3.Connection, dialect: Dialect,
+                 works: list[Work[Any]]) -> list[tuple[bool, Any]]:
+    """:func:`_run_batch` on the connection's thread when another process holds the write
+    lock: ``BEGIN IMMEDIATE`` waits for it (the busy timeout) without stopping the loop."""
+    conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    try:
+        return _run_batch(conn, dialect, works, begin=True)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
