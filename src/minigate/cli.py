@@ -240,11 +240,11 @@ def _sandbox_credentials(keys_dir: Path | None) -> SandboxCredentials:
               "directory) and require the client certificate on v2 refunds, as WeChat does.")
 @click.option("--keep-hours", default=24.0, show_default=True,
               type=click.FloatRange(min=0, max=24 * 366),
-              help="Forget a simulated payment this long after it was made (0: keep until "
-              "restart).")
+              help="Forget a simulated payment this long after its last activity (made, "
+              "paid, refunded or closed; 0: keep until restart).")
 @click.option("--max-records", default=100_000, show_default=True, type=click.IntRange(min=0),
-              help="Keep at most this many of each kind of simulated record, the oldest going "
-              "first (0: no limit).")
+              help="Keep at most this many of each kind of simulated record, the least recently "
+              "active going first (0: no limit).")
 @click.pass_context
 def sandbox(ctx: click.Context, host: str, port: int, time_scale: float, keys_dir: Path | None,
             provider: str | None, tls: bool, keep_hours: float, max_records: int) -> None:

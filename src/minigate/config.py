@@ -140,10 +140,12 @@ class SandboxSettings(BaseModel):
     #: start). Empty: generated per process, nothing written. ``minigate serve`` uses
     #: ``./minigate-data/sandbox-keys`` when this is empty.
     keys_dir: str = ""
-    #: Hours a simulated payment (order, transaction, refund) is kept after it was made;
-    #: then it is forgotten like one never made. 0: kept until restart.
+    #: Hours a simulated payment (order, transaction) is kept after its last activity
+    #: (made, paid, refunded, closed), a refund after it was made; then it is forgotten
+    #: like one never made. 0: kept until restart.
     keep_hours: float = Field(default=24.0, ge=0, le=24 * 366)
-    #: At most this many of each kind of simulated record (the oldest go first). 0: no limit.
+    #: At most this many of each kind of simulated record (the least recently active go
+    #: first). 0: no limit.
     max_records: int = Field(default=100_000, ge=0)
 
 

@@ -75,6 +75,54 @@ def test_at_most_max_records_are_kept_at_every_creation() -> None:
     assert list(kept.records) == ["d", "e", "f"]
 
 
+def test_activity_keeps_a_record_as_long_as_a_new_one() -> None:
+    """A record paid, refunded or closed (``touch``) is kept ``keep`` after that, not after
+    its creation; its earlier entry is passed over, and it is counted once."""
+    clock = FrozenClock()
+    kept = Kept(Retention(clock, RetentionPolicy(keep=timedelta(hours=24))))
+    kept.add("a")
+    kept.add("b")
+    clock.advance(23 * HOUR)
+    kept.ledger.touch("a")
+    kept.ledger.touch("a")  # twice: still one record
+    assert len(kept.ledger) == 2
+    clock.advance(2 * HOUR)  # "a" made 25 h ago, last touched 2 h ago; "b" made 25 h ago
+    kept.add("c")
+    assert kept.forgot == ["b"] and list(kept.records) == ["a", "c"]
+    assert (len(kept.ledger), kept.ledger.forgotten) == (2, 1)
+    clock.advance(23 * HOUR)
+    kept.add("d")
+    assert kept.forgot == ["b", "a"] and list(kept.records) == ["c", "d"]
+    assert (len(kept.ledger), kept.ledger.forgotten) == (2, 2)
+    assert not kept.ledger._skip and kept.ledger._stale == 0
+
+
+def test_the_count_limit_counts_records_not_entries() -> None:
+    clock = FrozenClock()
+    kept = Kept(Retention(clock, RetentionPolicy(keep=None, max_records=2)))
+    kept.add("a")
+    kept.add("b")
+    for _ in range(3):
+        kept.ledger.touch("a")  # "a" is now the most recently active
+    kept.add("c")  # three records: the least recently active goes
+    assert kept.forgot == ["b"] and list(kept.records) == ["a", "c"]
+    assert len(kept.ledger) == 2
+
+
+def test_a_record_gone_with_another_is_counted_forgotten_at_once() -> None:
+    clock = FrozenClock()
+    kept = Kept(Retention(clock, RetentionPolicy(keep=timedelta(hours=1))))
+    kept.add("r1")
+    kept.add("r2")
+    kept.records.pop("r1")
+    kept.ledger.gone("r1")  # its order was forgotten, and the refund with it
+    assert (len(kept.ledger), kept.ledger.forgotten) == (1, 1)
+    clock.advance(2 * HOUR)
+    kept.add("r3")
+    assert kept.forgot == ["r2"]  # r1's entry was passed over: nothing forgotten twice
+    assert (len(kept.ledger), kept.ledger.forgotten) == (1, 2)
+
+
 def test_keep_all_forgets_nothing() -> None:
     clock = FrozenClock()
     kept = Kept(Retention(clock, KEEP_ALL))
@@ -100,7 +148,7 @@ def test_policy_is_validated_and_zero_means_no_limit() -> None:
         RetentionPolicy(max_records=0)
     assert RetentionPolicy.from_hours(0, 0) == KEEP_ALL
     assert RetentionPolicy.from_hours(1.5, 10) == RetentionPolicy(timedelta(minutes=90), 10)
-    assert "1.5 hours after it was made, at most 10 of each kind" in describe(
+    assert "1.5 hours after its last activity, at most 10 of each kind" in describe(
         "http://sandbox.test", retention=RetentionPolicy.from_hours(1.5, 10))
     assert "until restart, no count limit" in describe("http://sandbox.test",
                                                         retention=KEEP_ALL)
@@ -180,6 +228,45 @@ async def test_every_simulator_forgets_payments_older_than_keep(sqlite_url: str)
                                  headers=h.merchant())
             assert r.status_code == 201, (provider, r.text)
             assert r.json()["status"] in ("pending", "succeeded"), (provider, r.text)  # v3: later
+    finally:
+        await h.api.aclose()
+        await h.runtime.stop()
+
+
+async def test_a_payment_refunded_late_is_kept_for_its_refund(sqlite_url: str) -> None:
+    """A payment made 23 hours ago and refunded now is kept ``keep`` after the refund, so
+    the refund's query and the order's still answer; a WeChat Pay order's refunds, once
+    gone with it, are no longer counted as kept."""
+    clock = FrozenClock()
+    h = await start_harness(harness_settings(
+        sqlite_url, sandbox={"time_scale": 0.001, "keep_hours": 24}),
+        clock=clock, run_jobs=True)
+    try:
+        orders = {p: await _paid_order(h, p) for p in CURRENCY}
+        await h.world.notifier.drain()
+        clock.advance(23 * HOUR)
+        for provider, order in orders.items():
+            r = await h.api.post(f"/v1/orders/{order['id']}/refunds",
+                                 json={"amount": "1.00"}, headers=h.merchant())
+            assert r.status_code == 201, (provider, r.text)
+            assert r.json()["status"] in ("pending", "succeeded"), (provider, r.text)
+        await h.world.notifier.drain()
+        clock.advance(2 * HOUR)  # 25 h after the payments, 2 h after their refunds
+        await _paid_order(h, "latipay")  # sweeps
+        world = h.world
+        assert len(world.latipay.orders) == 2  # the refunded one and the new one
+        assert sorted(t.kind for t in world.qfpay.txns.values()) == ["payment", "refund"]
+        assert len(world.cbtis.intents) == 1 and len(world.wechatpay.orders) == 2
+        kept = (await h.api.get("/sandbox/control/retention")).json()["kept"]
+        assert kept["wechatpay refunds"] == 2 and kept["wechatpay orders"] == 2
+
+        clock.advance(25 * HOUR)  # now everything made before is past 24 h
+        await _paid_order(h, "latipay")
+        status = (await h.api.get("/sandbox/control/retention")).json()
+        assert status["kept"]["wechatpay refunds"] == 0
+        assert status["kept"]["wechatpay orders"] == 0
+        assert status["forgotten"]["wechatpay refunds"] == 2
+        assert len(world.latipay.orders) == 1 and not world.wechatpay.refunds
     finally:
         await h.api.aclose()
         await h.runtime.stop()

@@ -245,6 +245,7 @@ class CbtisSim(Md5PrepayOwner):
 
     async def _paid(self, intent: Intent) -> None:
         intent.status, intent.pay_time = "SUCCEEDED", self.world.clock.now()
+        self._kept_intents.touch((intent.merchant.client_id, intent.merchant_order_id))
         if not intent.notify_url:
             return
         body = json.dumps({"notify_type": "payment_success", "data": {
@@ -294,6 +295,7 @@ class CbtisSim(Md5PrepayOwner):
             return _error(422, "payment intent already succeeded")
         if intent.status == "PENDING":
             intent.status = "CANCELLED"
+            self._kept_intents.touch((merchant.client_id, intent.merchant_order_id))
             if intent.prepay is not None:
                 self.world.wechat.close(intent.prepay.prepay_id)
         return _envelope(self._intent_view(intent))
@@ -324,6 +326,7 @@ class CbtisSim(Md5PrepayOwner):
         if minor <= 0 or intent.refunded_minor + minor > intent.amount_minor:
             return _error(422, "refund amount exceeds the refundable amount")
         intent.refunded_minor += minor
+        self._kept_intents.touch((merchant.client_id, intent.merchant_order_id))
         refund = CbRefund(intent, "R" + secrets.token_hex(10).upper(), refund_no, minor, body)
         self.refunds[(merchant.client_id, refund_no)] = refund
         self._kept_refunds.add((merchant.client_id, refund_no))

@@ -231,6 +231,7 @@ class LatipaySim(Md5PrepayOwner):
 
     async def _paid(self, order: LatipayOrder) -> None:
         order.status, order.pay_time = "paid", self.world.clock.now()
+        self._kept.touch((order.merchant.user_id, order.merchant_reference))
         self.notify(order)
 
     def result_fields(self, order: LatipayOrder) -> dict[str, str]:
@@ -297,6 +298,7 @@ class LatipaySim(Md5PrepayOwner):
         order.refunds += ((reference, minor),)
         if ref_key:
             order.refund_refs += (ref_key,)
+        self._kept.touch((merchant.user_id, order.merchant_reference))
         return JSONResponse({"code": 0, "message": ""})
 
     async def cancel(self, request: Request) -> Response:
@@ -311,6 +313,7 @@ class LatipaySim(Md5PrepayOwner):
             return _error(1, "FAIL: order already paid")
         if order.status == "pending":
             order.status = "canceled"
+            self._kept.touch((merchant.user_id, order.merchant_reference))
             if order.prepay_id:
                 self.world.wechat.close(order.prepay_id)
             else:

@@ -215,6 +215,7 @@ class QfpaySim(Md5PrepayOwner):
 
     async def _paid(self, txn: QfTxn) -> None:
         txn.paid_at = self.world.clock.now()
+        self._kept.touch((txn.merchant.app_code, txn.out_trade_no))
         self.notify(txn)
 
     def notification_body(self, txn: QfTxn) -> bytes:
@@ -308,6 +309,7 @@ class QfpaySim(Md5PrepayOwner):
             return _answer("1272", "refund amount exceeds the refundable amount")
         orig.refunded_minor += minor
         orig.prepay.refunded_minor = orig.refunded_minor
+        self._kept.touch((merchant.app_code, orig.out_trade_no))
         txn = self._new_txn(merchant, "refund", form, orig)
         txn.paid_at = self.world.clock.now()
         txn.response = {
@@ -333,6 +335,7 @@ class QfpaySim(Md5PrepayOwner):
             return _answer("1142", "order already closed")
         txn.closed = True
         self.world.wechat.close(txn.prepay.prepay_id)
+        self._kept.touch((merchant.app_code, txn.out_trade_no))
         return _answer("0000", "", out_trade_no=txn.out_trade_no, syssn=txn.syssn)
 
     async def control(self, body: QfControl) -> JSONResponse:

@@ -6,7 +6,8 @@ collection takes to walk it. So every simulator notes each record it creates (an
 transaction, a refund) in a **ledger** of ``(created_at, key)`` pairs, in creation order,
 and the oldest are forgotten when either limit is passed:
 
-- ``keep``: a record created longer ago than this is forgotten, whatever its state
+- ``keep``: a record whose last activity — its creation, or since then its payment, a
+  refund of it, its close — is longer ago than this is forgotten, whatever its state
   (default 24 hours; ``None``: no age limit);
 - ``max_records``: a simulator keeps at most this many of each kind of record, the oldest
   going first (default 100,000; ``None``: no limit).
@@ -19,6 +20,9 @@ The sweep by age runs at most once a minute, when a record is created (so an idl
 does nothing and a test with a frozen clock decides when); the count limit is kept at every
 creation. A ledger entry is a tuple of a datetime and a string (or a tuple of strings), which
 the garbage collector stops tracking after one look: remembering the order costs no walk.
+Activity on a record (:meth:`Ledger.touch`) notes it again at the end; its older entries
+are passed over when they come up. A record that went with another (WeChat Pay's refunds
+with their order) is no longer counted (:meth:`Ledger.gone`).
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ KEEP_ALL = RetentionPolicy(keep=None, max_records=None)
 
 
 class Ledger:
-    """One kind of record of one simulator, in creation order. ``forget(key)`` removes
-    the record from the simulator's indexes (it may be gone already: a no-op then)."""
+    """One kind of record of one simulator, in order of last activity. ``forget(key)``
+    removes the record from the simulator's indexes (it may be gone already: a no-op
+    then)."""
 
     def __init__(self, retention: Retention, name: str,
                  forget: Callable[[Hashable], None]) -> None:
@@ -67,25 +72,57 @@ class Ledger:
         self.name = name
         self._forget = forget
         self._order: deque[tuple[datetime, Hashable]] = deque()
+        #: How many of a key's entries to pass over when they come up: one for each
+        #: later entry of the key (:meth:`touch`), one if its record went (:meth:`gone`).
+        self._skip: dict[Hashable, int] = {}
+        self._stale = 0  # sum(self._skip.values())
         self.forgotten = 0
 
     def __len__(self) -> int:
-        return len(self._order)
+        """How many records are kept."""
+        return len(self._order) - self._stale
 
     def add(self, key: Hashable) -> None:
         """A record was created under ``key``: note it, and keep both limits."""
         now = self.retention.clock.now()
         self._order.append((now, key))
         limit = self.retention.policy.max_records
-        if limit is not None and len(self._order) > limit:
+        if limit is not None and len(self) > limit:
             self._drop(None, limit)
         self.retention.sweep_if_due(now)
 
+    def touch(self, key: Hashable) -> None:
+        """The record under ``key`` (kept: the caller has just found it) was paid,
+        refunded or closed: it is kept as long as one created now."""
+        now = self.retention.clock.now()
+        self._order.append((now, key))
+        self._pass_over(key)
+        self.retention.sweep_if_due(now)
+
+    def gone(self, key: Hashable) -> None:
+        """The record under ``key`` (kept until now) was forgotten with another record:
+        count it as forgotten now (its entry is passed over when it comes up)."""
+        self._pass_over(key)
+        self.forgotten += 1
+
+    def _pass_over(self, key: Hashable) -> None:
+        self._skip[key] = self._skip.get(key, 0) + 1
+        self._stale += 1
+
     def _drop(self, cutoff: datetime | None, limit: int | None) -> int:
-        order, dropped = self._order, 0
-        while order and ((limit is not None and len(order) > limit)
+        order, skip, dropped = self._order, self._skip, 0
+        while order and ((limit is not None and len(order) - self._stale > limit)
                          or (cutoff is not None and order[0][0] < cutoff)):
-            self._forget(order.popleft()[1])
+            key = order.popleft()[1]
+            passed = skip.get(key)
+            if passed:  # a later entry of this key, or its record is gone
+                self._stale -= 1
+                if passed == 1:
+                    del skip[key]
+                else:
+                    skip[key] = passed - 1
+                continue
+            self._forget(key)
             dropped += 1
         self.forgotten += dropped
         return dropped

@@ -136,7 +136,7 @@ def describe(base: str, credentials: SandboxCredentials | None = None, *, tls: b
 
 
 def _kept(policy: RetentionPolicy) -> str:
-    age = (f"for {policy.keep.total_seconds() / 3600:g} hours after it was made"
+    age = (f"for {policy.keep.total_seconds() / 3600:g} hours after its last activity"
            if policy.keep else "until restart")
     count = (f"at most {policy.max_records:,} of each kind" if policy.max_records
              else "no count limit")

@@ -228,7 +228,8 @@ class WechatpaySim:
         if order is None:
             return
         for out_refund_no in order.refunds:
-            self.refunds.pop(out_refund_no, None)
+            if self.refunds.pop(out_refund_no, None) is not None:
+                self._kept_refunds.gone(out_refund_no)  # not counted as kept any more
         if order.prepay.transaction_id:
             self.by_transaction_id.pop(order.prepay.transaction_id, None)
         self.world.wechat.forget(order.prepay.prepay_id)
@@ -271,13 +272,20 @@ class WechatpaySim:
         order.refunds[out_refund_no] = refund
         self.refunds[out_refund_no] = refund
         self._kept_refunds.add(out_refund_no)
+        self._kept_orders.touch(order.out_trade_no)
         if outcome != "CLOSED":  # a closed refund gives the money back to the merchant
             order.prepay.status = "REFUND"
             order.prepay.refunded_minor += amount
         return refund
 
+    def close_order(self, order: WxOrder) -> None:
+        """Close the order's prepay (v3's close and v2's closeorder)."""
+        self.world.wechat.close(order.prepay.prepay_id)
+        self._kept_orders.touch(order.out_trade_no)
+
     async def paid(self, order: WxOrder) -> None:
         self.by_transaction_id[order.prepay.transaction_id] = order
+        self._kept_orders.touch(order.out_trade_no)
         if order.version == "v2":
             self.world.wechatpay_v2.notify_paid(order)
         else:
@@ -380,7 +388,7 @@ class WechatpaySim:
             return self.error(request, 400, "ORDER_PAID", "订单已支付")
         if self.too_early_to_close(order):
             return self.error(request, 403, "RULE_LIMIT", "订单生成后5分钟内不能关单")
-        self.world.wechat.close(order.prepay.prepay_id)
+        self.close_order(order)
         return self.answer(request, 204)
 
     async def refund(self, request: Request) -> Response:

@@ -189,7 +189,7 @@ class WechatpayV2Api:
             return self._result_fail("ORDERCLOSED", "订单已关闭", st)
         if self.sim.too_early_to_close(order):
             return self._result_fail("SYSTEMERROR", "订单生成后不能马上调用关单接口，最短5分钟", st)
-        self.sim.world.wechat.close(order.prepay.prepay_id)
+        self.sim.close_order(order)
         return self._signed({"result_code": "SUCCESS"}, st)
 
     def _client_certificate_problem(self, request: Request) -> str | None:
