@@ -527,3 +527,33 @@ async def test_sqlite_dispose_takes_back_the_kept_connection(sqlite_url: str) ->
     assert store._held is None
     with pytest.raises(sqlite3.ProgrammingError):
         conn.execute("SELECT 1")
+
+
+async def test_sqlite_a_session_queued_behind_the_store_is_not_starved(sqlite_url: str) -> None:
+    """A session that asks for the connection while the store itself is waiting for it
+    (the store's own checkout is under way, so nobody is asked to give it back) queues
+    behind the store. After its batch the store sees a checkout still under way and
+    gives the connection back, rather than keeping it until the pool's 30-second
+    timeout fails the session."""
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+
+    async def session_reads() -> int:
+        async with session_factory(engine)() as session:
+            return await session.scalar(select(func.count()).select_from(Order))
+
+    try:
+        first = await engine.connect()
+        await first.execute(text("SELECT 1"))  # it holds the pool's one connection
+        writing = asyncio.ensure_future(store.transaction(hot.insert(_order(80))))
+        await asyncio.sleep(0.05)  # the store's checkout waits for the connection
+        assert store._taking
+        reading = asyncio.ensure_future(session_reads())
+        await asyncio.sleep(0.05)  # and the session's, behind it
+        await first.close()
+        await asyncio.wait_for(writing, 5)
+        assert await asyncio.wait_for(reading, 5) == 1
+        assert engine.sync_engine.pool.waiting == 0
+    finally:
+        await engine.dispose()

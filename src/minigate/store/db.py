@@ -67,7 +67,9 @@ class SqlitePool(AsyncAdaptedQueuePool):
     the reset), three times per checkout, and at low load nearly every batch is one
     transaction. So it keeps the connection between batches, and registers in
     :attr:`holders`: every other checkout, and :meth:`dispose`, first calls it, and the
-    holder gives the connection back at once if it is idle, or as soon as its batch ends.
+    holder gives the connection back at once if it is idle, or as soon as its batch ends
+    (and keeps it after a batch only if no checkout is under way: :attr:`waiting`, so a
+    checkout that lost the connection to the holder's next batch is not forgotten).
     Nothing waits longer than it did when the connection went back after every batch."""
 
     #: Log as the pool it extends (under ``sqlalchemy.``, which minigate keeps quiet).
@@ -78,10 +80,17 @@ class SqlitePool(AsyncAdaptedQueuePool):
         #: Each is called before every checkout and before :meth:`dispose`: "give the
         #: connection back if you hold it".
         self.holders: set[Callable[[], None]] = set()
+        #: Checkouts under way (waiting for the connection, or about to get it): a holder
+        #: keeps the connection after a batch only while this is 0.
+        self.waiting = 0
 
     def _do_get(self) -> ConnectionPoolEntry:
-        self._ask_back()
-        return super()._do_get()
+        self.waiting += 1
+        try:
+            self._ask_back()
+            return super()._do_get()
+        finally:
+            self.waiting -= 1
 
     def dispose(self) -> None:
         self._ask_back()

@@ -560,10 +560,10 @@ class HotStore:
                 finally:
                     if driver._conn.in_transaction:
                         await asyncio.shield(greenlet_spawn(fairy.invalidate))
-                    elif self._wanted or self._closed:
-                        _give_back(fairy)
-                    else:
+                    elif self._may_keep():
                         self._held, kept = fairy, True
+                    else:
+                        _give_back(fairy)
                 if not kept:
                     # Let the session that asked for the connection take it before the
                     # next batch does (the pool's queue would hand it straight back to us).
@@ -592,6 +592,15 @@ class HotStore:
             _give_back(fairy)
             raise
         return fairy
+
+    def _may_keep(self) -> bool:
+        """Keep the connection after a batch? Not if a checkout asked for it during the
+        batch, or one is under way still (it may have lost the connection to the batch:
+        asyncio's queue hands an item to whoever asks first, not to the waiter it woke)."""
+        if self._wanted or self._closed:
+            return False
+        pool = self.engine.sync_engine.pool
+        return isinstance(pool, SqlitePool) and pool.waiting == 0
 
     def _give_up(self) -> None:
         """The pool's call, before any other checkout: give the connection back now if it
@@ -692,12 +701,14 @@ async def _on_thread(driver: Any, function: Callable[[], T]) -> T:
 
 def _give_back(fairy: Any) -> None:
     """Return a connection taken by :meth:`HotStore._take` to its pool, with the busy
-    timeout every other user of the connection expects."""
+    timeout every other user of the connection expects. Never raises (the pool may be
+    calling: another checkout must not fail for it): a connection whose busy timeout
+    cannot be set is marked to be replaced at its next checkout (closing it now would
+    need a greenlet)."""
     try:
         fairy.driver_connection._conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    except BaseException:
-        fairy.invalidate()  # never hand anyone a connection in an unknown state
-        raise
+    except sqlite3.Error:
+        fairy.invalidate(soft=True)
     fairy.close()
 
 
