@@ -435,6 +435,14 @@ async def test_sqlite_a_commit_that_fails_off_the_loop_fails_the_whole_batch(
         await engine.dispose()
 
 
+async def _session_reads(engine: AsyncEngine) -> tuple[int, int]:
+    """Through an ORM session: how many orders, and the connection's busy timeout."""
+    async with session_factory(engine)() as session:
+        count = await session.scalar(select(func.count()).select_from(Order))
+        busy = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
+        return count, busy
+
+
 async def test_sqlite_keeps_the_connection_between_batches_and_gives_it_back_when_asked(
         sqlite_url: str) -> None:
     """Batch after batch runs on the connection checked out for the first, with no
@@ -458,12 +466,7 @@ async def test_sqlite_keeps_the_connection_between_batches_and_gives_it_back_whe
         assert len(checkouts) == 1
         assert "PRAGMA" not in statements and statements.count("COMMIT") == 3
 
-        async with session_factory(engine)() as session:
-            count = await asyncio.wait_for(
-                session.scalar(select(func.count()).select_from(Order)), 5)
-            assert count == 4
-            busy = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
-            assert busy == SQLITE_BUSY_TIMEOUT_MS
+        assert await asyncio.wait_for(_session_reads(engine), 5) == (4, SQLITE_BUSY_TIMEOUT_MS)
         assert len(checkouts) == 2 and store._held is None
 
         await store.transaction(hot.insert(_order(54)))
@@ -495,14 +498,7 @@ async def test_sqlite_a_session_that_asks_during_a_batch_gets_the_connection_aft
         store._held.driver_connection._conn.set_trace_callback(hold_the_commit)
         writing = asyncio.ensure_future(store.transaction(hot.insert(_order(61))))
         assert await asyncio.to_thread(committing.wait, 5)
-
-        async def session_reads() -> tuple[int, int]:
-            async with session_factory(engine)() as session:
-                count = await session.scalar(select(func.count()).select_from(Order))
-                busy = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
-                return count, busy
-
-        reading = asyncio.ensure_future(session_reads())
+        reading = asyncio.ensure_future(_session_reads(engine))
         await asyncio.sleep(0.05)
         assert not reading.done(), "the batch still has the connection"
         assert store._wanted
@@ -538,22 +534,17 @@ async def test_sqlite_a_session_queued_behind_the_store_is_not_starved(sqlite_ur
     engine = make_engine(sqlite_url)
     await migrate(engine)
     store = hot.hot_store(engine)
-
-    async def session_reads() -> int:
-        async with session_factory(engine)() as session:
-            return await session.scalar(select(func.count()).select_from(Order))
-
     try:
         first = await engine.connect()
         await first.execute(text("SELECT 1"))  # it holds the pool's one connection
         writing = asyncio.ensure_future(store.transaction(hot.insert(_order(80))))
         await asyncio.sleep(0.05)  # the store's checkout waits for the connection
         assert store._taking
-        reading = asyncio.ensure_future(session_reads())
+        reading = asyncio.ensure_future(_session_reads(engine))
         await asyncio.sleep(0.05)  # and the session's, behind it
         await first.close()
         await asyncio.wait_for(writing, 5)
-        assert await asyncio.wait_for(reading, 5) == 1
+        assert await asyncio.wait_for(reading, 5) == (1, SQLITE_BUSY_TIMEOUT_MS)
         assert engine.sync_engine.pool.waiting == 0
     finally:
         await engine.dispose()
