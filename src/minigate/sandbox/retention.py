@@ -3,20 +3,20 @@
 A real provider keeps a payment for years; a sandbox that other teams' tests share for weeks
 would grow with every order they ever made, in memory and in the time each full garbage
 collection takes to walk it. So every simulator notes each record it creates (an order, a
-transaction, a refund) in a **ledger** of ``(created_at, key)`` pairs, in creation order,
-and the oldest are forgotten when either limit is passed:
+transaction, a refund) in a **ledger** of ``(noted_at, key)`` pairs, in the order they were
+noted, and the least recently active are forgotten when either limit is passed:
 
 - ``keep``: a record whose last activity — its creation, or since then its payment, a
   refund of it, its close — is longer ago than this is forgotten, whatever its state
   (default 24 hours; ``None``: no age limit);
-- ``max_records``: a simulator keeps at most this many of each kind of record, the oldest
-  going first (default 100,000; ``None``: no limit).
+- ``max_records``: a simulator keeps at most this many of each kind of record, the least
+  recently active going first (default 100,000; ``None``: no limit).
 
 Forgetting removes the record from every index of its simulator and its prepay or trade
 from the WeChat or Alipay core, so a query, refund or close that names it is answered like
 one for a payment that never existed. Notifications already being delivered carry on.
 
-The sweep by age runs at most once a minute, when a record is created (so an idle sandbox
+The sweep by age runs at most once a minute, when a record is noted (so an idle sandbox
 does nothing and a test with a frozen clock decides when); the count limit is kept at every
 creation. A ledger entry is a tuple of a datetime and a string (or a tuple of strings), which
 the garbage collector stops tracking after one look: remembering the order costs no walk.
