@@ -167,10 +167,17 @@ def create_baseline_app(db_url: str, base: str) -> FastAPI:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def collections(_: Request) -> Response:
+        """How many collections the collector has run, per generation (the bench reads
+        the full ones, generation 2, around each phase, as it reads minigate's
+        ``/metrics``)."""
+        return JSONResponse({"collections": [g["collections"] for g in gc.get_stats()]})
+
     app.add_route("/bare/orders", create_order, methods=["POST"])
     app.add_route("/bare/checkout/{provider}", checkout, methods=["POST"])
     app.add_route("/bare/notify/{provider}", notify, methods=["POST"])
     app.add_route("/healthz", healthz, methods=["GET"])
+    app.add_route("/bare/gc", collections, methods=["GET"])
     return app
 
 

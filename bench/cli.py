@@ -304,10 +304,12 @@ class Bench:
             start.update(cpu=self.monitor.cpu(labels), t=time.perf_counter(),
                          steal=self.monitor.steal())
 
+        gcs_before = [s.full_collections() for s in servers]  # outside the measured window
         proc, q = self.launch(spec)
         raw = self.collect(name, spec, proc, q, started)
         assert start, f"{name}: the load generator never reported its start"
         row = self.row(meta, spec, servers, raw, self.monitor.cpu(labels) - start["cpu"])
+        row["full_gcs"] = _difference(gcs_before, [s.full_collections() for s in servers])
         # Time the machine's CPUs were running other guests (a shared host) during the
         # phase, as a percentage of the phase's CPU capacity: a phase measured while the
         # host was busy is slower for reasons that are not in this code.
@@ -689,3 +691,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     Bench(args).run()
     return 0
+
+
+def _difference(before: list[int | None], after: list[int | None]) -> int | None:
+    """The servers' full collections during a phase, or None if any server cannot say."""
+    total = 0
+    for was, now in zip(before, after, strict=True):
+        if was is None or now is None:
+            return None
+        total += now - was
+    return total

@@ -61,8 +61,8 @@ def normalise(result: dict[str, Any]) -> dict[str, Any]:
 def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
     out = ["| suite | db | server | op | mode | offered/s | ops/s | p50 ms | p95 ms | "
            "p99 ms | errors | server CPU ms/op | server CPU % | client CPU % | RSS MB | "
-           "steal % |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "full GCs | steal % |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in phases:
         offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
         suite = p["suite"]
@@ -79,7 +79,7 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
             f"{_fmt(p['p95_ms'])} | {_fmt(p['p99_ms'])} | {p['errors'] + p['dropped']} | "
             f"{_fmt(p['cpu_ms_per_op'])} | {_fmt(p['server_cpu_pct'])} | "
             f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} | "
-            f"{_fmt(p.get('steal_pct', '–'))} |")
+            f"{_fmt(p.get('full_gcs'))} | {_fmt(p.get('steal_pct', '–'))} |")
     return out
 
 
@@ -171,7 +171,9 @@ def markdown(result: dict[str, Any]) -> str:
            "share its cores, so absolute numbers depend on the machine and on whatever else "
            "ran (see the load average); ratios taken in the same run are the meaningful "
            "part. \"steal %\" is the share of the machine's CPU time its host gave to other "
-           "guests during a phase: a phase with much of it measured a slower machine.", "",
+           "guests during a phase: a phase with much of it measured a slower machine. \"full "
+           "GCs\" is how many full (generation-2) collections the server processes ran "
+           "during the phase (– where a server cannot say).", "",
            f"Command: `{result['command']}`"]
     if result.get("baseline_create"):
         out += ["", "**Baseline with the create request** (`--baseline-create`): the "

@@ -214,6 +214,22 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
+    def full_collections(self) -> int | None:
+        """How many full (generation-2) collections the process's collector has run so
+        far, or None where it cannot say: a worker (no port), minigate in live mode
+        (``/metrics`` wants a token) or with several processes (multiprocess metrics
+        carry no collector figures)."""
+        if self.kind == "worker":
+            return None
+        try:
+            if self.kind == "baseline":
+                r = httpx.get(f"{self.base}/bare/gc", timeout=5)
+                return int(r.json()["collections"][2]) if r.status_code == 200 else None
+            r = httpx.get(f"{self.base}/metrics", timeout=5)
+        except (httpx.HTTPError, ValueError, KeyError, IndexError):
+            return None
+        return full_collections(r.text) if r.status_code == 200 else None
+
     def start(self, timeout: float = 30.0) -> None:
         env = os.environ | {
             "MINIGATE_MODE": "sandbox", "MINIGATE_DATABASE_URL": self.db_url,
@@ -410,3 +426,12 @@ def workdir() -> Path:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """A tiny helper for the synchronous orchestrator."""
     return asyncio.run(coro)
+
+
+def full_collections(metrics: str) -> int | None:
+    """Generation 2's count in a Prometheus text exposition (prometheus_client's
+    ``python_gc_collections_total``), or None if it is not there."""
+    for line in metrics.splitlines():
+        if line.startswith('python_gc_collections_total{generation="2"}'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return None

@@ -1,21 +1,24 @@
 """The bare baseline's optional create request (``bench run --baseline-create``), through
 the real baseline process over real HTTP on a real SQLite file: the load generator's
 checkout creates an order first, and the checkout charges the amount stored with it, not
-one the client sends. Nothing is timed."""
+one the client sends. And its collector count, which the bench reads around each phase.
+Nothing is timed."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from bench.load import Runner, Spec
 from bench.providers import PROVIDERS
 from bench.rawhttp import RawClient
-from bench.servers import Server
+from bench.servers import Server, full_collections
 
 
 @pytest.fixture
@@ -51,6 +54,22 @@ def test_a_created_order_is_charged_its_stored_amount(baseline: tuple[Server, Pa
     assert _rows(path, "SELECT number, amount_minor, merchant_reference FROM bare_order") == [
         (number, 4321, "r-1")]
     assert _rows(path, "SELECT amount_minor FROM bare_checkout") == [(4321,)]
+
+
+def test_both_servers_report_their_full_collections(baseline: tuple[Server, Path]) -> None:
+    """The baseline answers its collector's count on ``/bare/gc``; minigate's comes from
+    prometheus_client's exposition, which ``full_collections`` reads."""
+    server, _ = baseline
+    count = server.full_collections()
+    assert isinstance(count, int) and count >= 0
+    gc.disable()  # no collection between the count and the exposition
+    try:
+        expected = gc.get_stats()[2]["collections"]
+        assert full_collections(generate_latest(REGISTRY).decode()) == expected
+    finally:
+        gc.enable()
+    assert full_collections("python_gc_collections_total{generation=\"1\"} 4.0\n") is None
+    assert Server("worker", "", server.logdir).full_collections() is None
 
 
 @pytest.mark.parametrize("create", [False, True])

@@ -156,6 +156,17 @@ def test_the_phase_table_shows_each_phase_s_steal_time() -> None:
     assert rows[1].endswith("| – |")
 
 
+def test_the_phase_table_shows_each_phase_s_full_collections() -> None:
+    result = synthetic()
+    result["phases"][0]["full_gcs"] = 3
+    result["phases"][1]["full_gcs"] = None  # a server that could not say
+    md = report.markdown(report.normalise(result))
+    rows = [line for line in md.splitlines() if line.startswith("| core |")]
+    assert rows[0].split(" | ")[-2:] == ["3", "– |"]
+    assert rows[1].split(" | ")[-2] == "–" and rows[2].split(" | ")[-2] == "–"
+    assert "| full GCs | steal % |" in md
+
+
 def test_old_single_provider_results_still_render() -> None:
     old = synthetic()
     for p in old["phases"]:
