@@ -43,7 +43,15 @@ from typing import Any
 from bench import report, soak, wxkeys
 from bench.load import Spec, worker_main
 from bench.providers import PROVIDERS, ProviderBench, parse_providers
-from bench.servers import Database, Monitor, SandboxProcess, Server, workdir
+from bench.servers import (
+    Database,
+    Monitor,
+    SandboxProcess,
+    Server,
+    cpu_since,
+    database_cpu,
+    workdir,
+)
 from bench.targets import OPS
 
 SUITES = ("core", "workers", "rows", "soak")
@@ -300,7 +308,12 @@ class Bench:
         self.monitor.phase = name
         start: dict[str, float] = {}
 
+        postgres = meta["db"] == "postgres"
+        db_before: dict[int, float] = {}
+
         def started() -> None:
+            if postgres:
+                db_before.update(database_cpu())
             start.update(cpu=self.monitor.cpu(labels), t=time.perf_counter(),
                          steal=self.monitor.steal())
 
@@ -309,6 +322,11 @@ class Bench:
         raw = self.collect(name, spec, proc, q, started)
         assert start, f"{name}: the load generator never reported its start"
         row = self.row(meta, spec, servers, raw, self.monitor.cpu(labels) - start["cpu"])
+        # The database server's CPU in the same window (PostgreSQL only: SQLite's work is
+        # inside the server process, and so already in its CPU).
+        db_cpu = cpu_since(db_before, database_cpu()) if postgres else None
+        row["db_cpu_ms_per_op"] = (round(1000 * db_cpu / row["ok"], 3)
+                                   if db_cpu is not None and row["ok"] else None)
         row["full_gcs"] = _difference(gcs_before, [s.full_collections() for s in servers])
         # Time the machine's CPUs were running other guests (a shared host) during the
         # phase, as a percentage of the phase's CPU capacity: a phase measured while the
@@ -341,7 +359,9 @@ class Bench:
         sys.stderr.write(
             f"{end}  {name:<58} {row['ok']:>8} ok {row['errors'] + row['dropped']:>5} "
             f"err  {row['throughput']:>8.1f}/s  p50 {row['p50_ms']:.1f} "
-            f"p99 {row['p99_ms']:.1f} ms  cpu {row['cpu_ms_per_op']} ms/op\n")
+            f"p99 {row['p99_ms']:.1f} ms  cpu {row['cpu_ms_per_op']} ms/op"
+            + (f"  db {row['db_cpu_ms_per_op']} ms/op" if row.get("db_cpu_ms_per_op") else "")
+            + "\n")
         for sample in row["error_samples"][:2]:
             sys.stderr.write(f"      error: {sample}\n")
 

@@ -60,9 +60,9 @@ def normalise(result: dict[str, Any]) -> dict[str, Any]:
 
 def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
     out = ["| suite | db | server | op | mode | offered/s | ops/s | p50 ms | p95 ms | "
-           "p99 ms | errors | server CPU ms/op | server CPU % | client CPU % | RSS MB | "
-           "full GCs | steal % |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "p99 ms | errors | server CPU ms/op | DB CPU ms/op | server CPU % | client CPU % | "
+           "RSS MB | full GCs | steal % |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in phases:
         offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
         suite = p["suite"]
@@ -77,7 +77,8 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
             f"{p['mode']}{'' if p['mode'] == 'open' else ' x' + str(p['concurrency'])} | "
             f"{offered} | {_fmt(p['throughput'])} | {_fmt(p['p50_ms'])} | "
             f"{_fmt(p['p95_ms'])} | {_fmt(p['p99_ms'])} | {p['errors'] + p['dropped']} | "
-            f"{_fmt(p['cpu_ms_per_op'])} | {_fmt(p['server_cpu_pct'])} | "
+            f"{_fmt(p['cpu_ms_per_op'])} | {_fmt(p.get('db_cpu_ms_per_op'))} | "
+            f"{_fmt(p['server_cpu_pct'])} | "
             f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} | "
             f"{_fmt(p.get('full_gcs'))} | {_fmt(p.get('steal_pct', '–'))} |")
     return out
@@ -87,13 +88,15 @@ def _ratio_table(rows: list[dict[str, Any]]) -> list[str]:
     """Ratios: the median of the rounds' (each round's in brackets); ops/s and CPU: each
     server's median."""
     out = ["| db | op | minigate ops/s | baseline ops/s | ratio (rounds) | minigate CPU ms/op | "
-           "baseline CPU ms/op |", "|---|---|---|---|---|---|---|"]
+           "baseline CPU ms/op | minigate DB CPU ms/op | baseline DB CPU ms/op |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rounds = r.get("rounds") or []
         each = f" ({', '.join(f'{v:.2f}' for v in rounds)})" if len(rounds) > 1 else ""
         out.append(f"| {r['db']} | {r['op']} | {_fmt(r['minigate'])} | {_fmt(r['baseline'])} | "
                    f"{r['ratio']:.2f}{each} | {_fmt(r['minigate_cpu_ms'])} | "
-                   f"{_fmt(r['baseline_cpu_ms'])} |")
+                   f"{_fmt(r['baseline_cpu_ms'])} | {_fmt(r.get('minigate_db_cpu_ms'))} | "
+                   f"{_fmt(r.get('baseline_db_cpu_ms'))} |")
     return out
 
 
@@ -173,7 +176,9 @@ def markdown(result: dict[str, Any]) -> str:
            "part. \"steal %\" is the share of the machine's CPU time its host gave to other "
            "guests during a phase: a phase with much of it measured a slower machine. \"full "
            "GCs\" is how many full (generation-2) collections the server processes ran "
-           "during the phase (– where a server cannot say).", "",
+           "during the phase (– where a server cannot say). \"DB CPU\" is the CPU of the "
+           "machine's PostgreSQL processes during a phase, per operation (– on SQLite, whose "
+           "work is in the server's own CPU).", "",
            f"Command: `{result['command']}`"]
     if result.get("baseline_create"):
         out += ["", "**Baseline with the create request** (`--baseline-create`): the "

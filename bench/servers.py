@@ -428,6 +428,29 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+def database_cpu() -> dict[int, float]:
+    """CPU seconds (user+system) of every PostgreSQL server process on this machine (the
+    postmaster, its backends and its helpers, by process name), by pid. The servers under
+    test share the machine's PostgreSQL, each with a database of its own, so the change
+    over a phase is the database work that phase caused (:func:`cpu_since`)."""
+    import psutil  # the "bench" extra
+
+    found: dict[int, float] = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if proc.info["name"] == "postgres" and times is not None:
+            found[proc.pid] = times.user + times.system
+    return found
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two :func:`database_cpu` readings: each process's growth,
+    all of it for a process that started in between (a new backend). A backend that ended
+    in between is missing from ``after``, and so is its share (none of minigate's or the
+    baseline's pooled connections closes during a phase)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in after.items())
+
+
 def full_collections(metrics: str) -> int | None:
     """Generation 2's count in a Prometheus text exposition (prometheus_client's
     ``python_gc_collections_total``), or None if it is not there."""

@@ -64,6 +64,10 @@ def ratios(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "ratio": statistics.geometric_mean(rounds), "rounds": rounds,
                         "minigate_cpu_ms": _median_of(m["cpu_ms_per_op"] for m, _ in pairs),
                         "baseline_cpu_ms": _median_of(b["cpu_ms_per_op"] for _, b in pairs),
+                        "minigate_db_cpu_ms": _median_of(m.get("db_cpu_ms_per_op")
+                                                         for m, _ in pairs),
+                        "baseline_db_cpu_ms": _median_of(b.get("db_cpu_ms_per_op")
+                                                         for _, b in pairs),
                         "cpu_ratio": (statistics.geometric_mean(cpu_rounds) if cpu_rounds
                                       else None),
                         "cpu_rounds": cpu_rounds})

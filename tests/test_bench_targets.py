@@ -167,6 +167,21 @@ def test_the_phase_table_shows_each_phase_s_full_collections() -> None:
     assert "| full GCs | steal % |" in md
 
 
+def test_the_tables_show_the_database_s_cpu_per_operation() -> None:
+    result = synthetic()
+    result["phases"][2]["db_cpu_ms_per_op"] = 0.63  # latipay postgres: minigate, baseline
+    result["phases"][3]["db_cpu_ms_per_op"] = 0.12
+    md = report.markdown(report.normalise(result))
+    header = next(line for line in md.splitlines() if line.startswith("| suite |"))
+    column = header.split(" | ").index("DB CPU ms/op")
+    rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| core |")]
+    assert [r[column] for r in rows[:4]] == ["–", "–", "0.63", "0.12"]  # – on SQLite
+    ratio = next(r for r in report.normalise(result)["ratios"]
+                 if (r["provider"], r["db"], r["op"]) == ("latipay", "postgres", "checkout"))
+    assert (ratio["minigate_db_cpu_ms"], ratio["baseline_db_cpu_ms"]) == (0.63, 0.12)
+    assert "| 0.50 | 1.00 | 1.00 | 0.63 | 0.12 |" in md  # the ratio table's last columns
+
+
 def test_old_single_provider_results_still_render() -> None:
     old = synthetic()
     for p in old["phases"]:
