@@ -5,8 +5,8 @@ rows made one after another sit next to one another in every index that holds th
 (the primary keys, ``events.order_id``, ``payments.order_id``, the provider numbers): an
 insert then touches the index's newest pages, not a random one. On PostgreSQL that is what
 keeps the write-ahead log small after each checkpoint, when the first change of a page
-logs the whole page: measured with 300,000 orders, a checkout logged 25–29 KB with random
-ids and 8–10 KB with these (``docs/performance.md``, round 13).
+logs the whole page: measured with 300,000 orders, a checkout logged 27–31 KB with random
+ids and 9–11 KB with these (``docs/performance.md``, round 13).
 
 The time part is the Unix time in seconds, 7 characters of ``0-9a-z`` (base 36, good
 until the year 4400), which sort in time order under any collation that orders digits
