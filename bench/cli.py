@@ -90,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--rows", type=int, default=1_000_000,
                      help="orders already in the database for the large case of 'rows'")
     run.add_argument("--profile", action="store_true",
-                     help="attach py-spy to minigate during the core saturation phases")
+                     help="attach py-spy to each server (minigate and the baseline) during "
+                          "its first core saturation phase")
     run.add_argument("--ops", default=",".join(OPS),
                      help="core: comma-separated subset of checkout,notification "
                           "(default both)")
@@ -231,6 +232,16 @@ def phase_plan(rounds: int, targets: list[str], fractions: list[float],
     for step in measured:
         steps += [Step(step.target, SWITCH_WARMUP), step]
     return steps
+
+
+def profile_name(label: str, step: Step) -> str | None:
+    """The name of the profile ``--profile`` records during ``step``, or None: each
+    server's first measured saturation phase is profiled, minigate's as ``label`` (the
+    name earlier runs used) and the baseline's as ``label-baseline``, so the two can be
+    read side by side (what minigate does that the baseline does not)."""
+    if step.round != 0 or step.fraction is not None or not step.record:
+        return None
+    return label if step.target == "minigate" else f"{label}-{step.target}"
 
 
 def notification_pool(rounds: int, fractions: list[float], duration: float) -> int:
@@ -489,11 +500,12 @@ class Bench:
             if op == "notification":
                 kw |= {"pool_start": cursor[step.target],
                        "pool_size": pools[step.target] - cursor[step.target]}
-            first = step.round == 0 and step.target == "minigate" and step.fraction is None
-            spy = self.profile(servers[step.target], label) if first else None
+            name = profile_name(label, step)
+            spy = self.profile(servers[step.target], name) if name else None
             row = self.phase(meta, self.spec(op, servers[step.target], p, **kw),
                              servers[step.target], step.record)
-            self.finish_profile(spy, label)
+            if name:
+                self.finish_profile(spy, name)
             if op == "notification":
                 if row.get("pool_exhausted"):
                     raise RuntimeError(

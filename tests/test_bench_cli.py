@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.cli import add_note, parse_args
+from bench.cli import add_note, parse_args, phase_plan, profile_name
 
 
 def test_quick_defaults() -> None:
@@ -103,3 +103,11 @@ def test_ops_and_the_baseline_with_the_create_request() -> None:
     for bad in ("", "refund", "checkout,nope"):
         with pytest.raises(SystemExit):
             parse_args(["run", "--ops", bad])
+
+
+def test_profile_each_server_s_first_saturation_phase_under_its_own_name() -> None:
+    steps = phase_plan(2, ["minigate", "baseline"], [0.5], 5.0)
+    named = [(s.target, profile_name("latipay-sqlite-checkout", s)) for s in steps]
+    profiled = [(target, name) for target, name in named if name]
+    assert sorted(profiled) == [("baseline", "latipay-sqlite-checkout-baseline"),
+                                ("minigate", "latipay-sqlite-checkout")]
