@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
+
 from bench import report, soak, wxkeys
 from bench.load import Spec, worker_main
 from bench.providers import PROVIDERS, ProviderBench, parse_providers
@@ -48,7 +50,9 @@ from bench.servers import (
     Monitor,
     SandboxProcess,
     Server,
+    activity_since,
     cpu_since,
+    database_activity,
     database_cpu,
     workdir,
 )
@@ -234,6 +238,16 @@ def phase_plan(rounds: int, targets: list[str], fractions: list[float],
     return steps
 
 
+def _activity() -> dict[str, float]:
+    """:func:`bench.servers.database_activity`, or nothing if it cannot be read (the phase's
+    other figures stand without it)."""
+    try:
+        return asyncio.run(database_activity())
+    except (OSError, asyncpg.PostgresError) as exc:
+        sys.stderr.write(f"  (PostgreSQL's WAL and checkpoint counters unreadable: {exc})\n")
+        return {}
+
+
 def profile_name(label: str, step: Step) -> str | None:
     """The name of the profile ``--profile`` records during ``step``, or None: each
     server's first measured saturation phase is profiled, minigate's as ``label`` (the
@@ -321,9 +335,11 @@ class Bench:
 
         postgres = meta["db"] == "postgres"
         db_before: dict[int, float] = {}
+        activity_before: dict[str, float] = {}
 
         def started() -> None:
             if postgres:
+                activity_before.update(_activity())
                 db_before.update(database_cpu())
             start.update(cpu=self.monitor.cpu(labels), t=time.perf_counter(),
                          steal=self.monitor.steal())
@@ -338,6 +354,8 @@ class Bench:
         db_cpu = cpu_since(db_before, database_cpu()) if postgres else None
         row["db_cpu_ms_per_op"] = (round(1000 * db_cpu / row["ok"], 3)
                                    if db_cpu is not None and row["ok"] else None)
+        if postgres:  # and what it wrote: WAL, and the checkpoints it ran into
+            row |= activity_since(activity_before, _activity(), row["ok"])
         row["full_gcs"] = _difference(gcs_before, [s.full_collections() for s in servers])
         # Time the machine's CPUs were running other guests (a shared host) during the
         # phase, as a percentage of the phase's CPU capacity: a phase measured while the
@@ -372,6 +390,9 @@ class Bench:
             f"err  {row['throughput']:>8.1f}/s  p50 {row['p50_ms']:.1f} "
             f"p99 {row['p99_ms']:.1f} ms  cpu {row['cpu_ms_per_op']} ms/op"
             + (f"  db {row['db_cpu_ms_per_op']} ms/op" if row.get("db_cpu_ms_per_op") else "")
+            + (f"  wal {row['wal_kb_per_op']} KB/op  checkpoints {row['checkpoints']} "
+               f"({row['checkpoint_buffers']} buffers, sync {row['checkpoint_sync_ms']} ms)"
+               if row.get("checkpoints") is not None else "")
             + "\n")
         for sample in row["error_samples"][:2]:
             sys.stderr.write(f"      error: {sample}\n")

@@ -60,9 +60,10 @@ def normalise(result: dict[str, Any]) -> dict[str, Any]:
 
 def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
     out = ["| suite | db | server | op | mode | offered/s | ops/s | p50 ms | p95 ms | "
-           "p99 ms | errors | server CPU ms/op | DB CPU ms/op | server CPU % | client CPU % | "
+           "p99 ms | errors | server CPU ms/op | DB CPU ms/op | WAL KB/op | "
+           "checkpoints ended, buffers, sync ms | server CPU % | client CPU % | "
            "RSS MB | full GCs | steal % |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in phases:
         offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
         suite = p["suite"]
@@ -78,10 +79,21 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
             f"{offered} | {_fmt(p['throughput'])} | {_fmt(p['p50_ms'])} | "
             f"{_fmt(p['p95_ms'])} | {_fmt(p['p99_ms'])} | {p['errors'] + p['dropped']} | "
             f"{_fmt(p['cpu_ms_per_op'])} | {_fmt(p.get('db_cpu_ms_per_op'))} | "
+            f"{_fmt(p.get('wal_kb_per_op'))} | {_checkpoints(p)} | "
             f"{_fmt(p['server_cpu_pct'])} | "
             f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} | "
             f"{_fmt(p.get('full_gcs'))} | {_fmt(p.get('steal_pct', '–'))} |")
     return out
+
+
+def _checkpoints(phase: dict[str, Any]) -> str:
+    """PostgreSQL's checkpoints during a phase: how many ended, the buffers the checkpointer
+    wrote, its ``fsync`` milliseconds (``–`` on SQLite, or in a run from before they were
+    recorded)."""
+    if phase.get("checkpoints") is None:
+        return "–"
+    return (f"{phase['checkpoints']}, {phase['checkpoint_buffers']:,}, "
+            f"{_fmt(phase['checkpoint_sync_ms'])}")
 
 
 def _ratio_table(rows: list[dict[str, Any]]) -> list[str]:

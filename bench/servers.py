@@ -451,6 +451,62 @@ def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(now - before.get(pid, 0.0) for pid, now in after.items())
 
 
+#: The PostgreSQL counters read around each phase (:func:`database_activity`): the WAL
+#: position (exact and immediate, where ``pg_stat_wal``'s counters reach the statistics only
+#: when a backend reports them, up to seconds later), the checkpoints that ended, the buffers
+#: the checkpointer wrote and the time its ``fsync`` phase took (reported by the
+#: checkpointer as each checkpoint ends). PostgreSQL 17 moved the checkpointer's counters
+#: from ``pg_stat_bgwriter`` to ``pg_stat_checkpointer`` under new names.
+_ACTIVITY_SQL = {
+    "wal": "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS wal_bytes",
+    15: "SELECT (checkpoints_timed + checkpoints_req)::float8 AS checkpoints, "
+        "buffers_checkpoint::float8 AS checkpoint_buffers, "
+        "checkpoint_sync_time::float8 AS checkpoint_sync_ms FROM pg_stat_bgwriter",
+    17: "SELECT (num_timed + num_requested)::float8 AS checkpoints, "
+        "buffers_written::float8 AS checkpoint_buffers, "
+        "sync_time::float8 AS checkpoint_sync_ms FROM pg_stat_checkpointer",
+}
+
+
+async def database_activity(dsn: str = PG_DSN) -> dict[str, float]:
+    """PostgreSQL's cumulative WAL and checkpoint counters (:data:`_ACTIVITY_SQL`), read on a
+    connection of its own that is closed again (so, read before :func:`database_cpu` at a
+    phase's start and after it at the end, its backend's CPU is in neither reading). The
+    counters are server-wide, like :func:`database_cpu`: during a phase only the measured
+    server uses the database."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        version = int(await conn.fetchval("SHOW server_version_num"))
+        found: dict[str, float] = {}
+        for key in ("wal", 17 if version >= 170000 else 15):
+            row = await conn.fetchrow(_ACTIVITY_SQL[key])
+            found |= {k: float(v) for k, v in dict(row).items()}
+        return found
+    finally:
+        await conn.close()
+
+
+def activity_since(before: dict[str, float], after: dict[str, float], ops: int
+                   ) -> dict[str, float | None]:
+    """What a phase of ``ops`` operations wrote, from two :func:`database_activity`
+    readings: WAL KB per operation, the checkpoints that ended in it,
+    the buffers the checkpointer wrote and the milliseconds its ``fsync`` phase took (a
+    commit waits behind that ``fsync`` on a shared disk). None where a reading is missing."""
+    if not before or not after:
+        return dict.fromkeys(("wal_kb_per_op", "checkpoints",
+                              "checkpoint_buffers", "checkpoint_sync_ms"))
+
+    def grew(key: str) -> float:
+        return after[key] - before[key]
+
+    return {"wal_kb_per_op": round(grew("wal_bytes") / 1024 / ops, 2) if ops else None,
+            "checkpoints": int(grew("checkpoints")),
+            "checkpoint_buffers": int(grew("checkpoint_buffers")),
+            "checkpoint_sync_ms": round(grew("checkpoint_sync_ms"), 1)}
+
+
 def full_collections(metrics: str) -> int | None:
     """Generation 2's count in a Prometheus text exposition (prometheus_client's
     ``python_gc_collections_total``), or None if it is not there."""

@@ -1,15 +1,16 @@
-"""The bench's reading of the database server's CPU (``DB CPU ms/op`` in its report), on
-the machine's real PostgreSQL. Nothing is timed: the assertions are about which processes
-are counted and whether work done by one of them shows up."""
+"""The bench's reading of the database server's CPU (``DB CPU ms/op`` in its report) and of
+its WAL and checkpoint counters, on the machine's real PostgreSQL. Nothing is timed: the
+assertions are about which processes are counted and whether work done shows up."""
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
-from bench.servers import cpu_since, database_cpu
+from bench.servers import activity_since, cpu_since, database_activity, database_cpu
 
 
 def test_cpu_since_counts_growth_and_new_processes() -> None:
@@ -35,3 +36,36 @@ async def test_a_backend_s_work_shows_in_the_database_cpu(postgres_url: str) -> 
         await conn.close()
     assert after[backend] > before[backend]  # the query's CPU, in this backend
     assert cpu_since(before, after) >= after[backend] - before[backend]
+
+
+def test_activity_since_is_per_operation_and_says_nothing_without_a_reading() -> None:
+    before = {"wal_bytes": 1000.0, "checkpoints": 7.0,
+              "checkpoint_buffers": 100.0, "checkpoint_sync_ms": 5.0}
+    after = {"wal_bytes": 1000.0 + 40 * 1024, "checkpoints": 8.0,
+             "checkpoint_buffers": 350.0, "checkpoint_sync_ms": 17.5}
+    assert activity_since(before, after, 4) == {
+        "wal_kb_per_op": 10.0, "checkpoints": 1,
+        "checkpoint_buffers": 250, "checkpoint_sync_ms": 12.5}
+    assert set(activity_since({}, after, 4).values()) == {None}
+
+
+@pytest.mark.postgres
+async def test_writes_and_a_checkpoint_show_in_the_activity_counters(postgres_url: str) -> None:
+    dsn = postgres_url.replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(dsn)
+    table = f"bench_activity_probe_{secrets.token_hex(4)}"
+    try:
+        await conn.execute(f"CREATE TABLE {table} (n int, pad text)")
+        before = await database_activity(dsn)
+        await conn.execute(f"INSERT INTO {table} SELECT n, repeat('x', 200) "  # noqa: S608
+                           "FROM generate_series(1, 2000) n")
+        await conn.execute("CHECKPOINT")  # ends a checkpoint, as a timed one would
+        after = await database_activity(dsn)
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {table}")
+        await conn.close()
+    # 2,000 rows of over 200 bytes: at least 400 KB of WAL. A checkpoint's statistics are
+    # reported when it ends.
+    seen = activity_since(before, after, 1)
+    assert seen["wal_kb_per_op"] is not None and seen["wal_kb_per_op"] > 400
+    assert seen["checkpoints"] is not None and seen["checkpoints"] >= 1

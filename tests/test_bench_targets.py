@@ -182,6 +182,22 @@ def test_the_tables_show_the_database_s_cpu_per_operation() -> None:
     assert "| 0.50 | 1.00 | 1.00 | 0.63 | 0.12 |" in md  # the ratio table's last columns
 
 
+def test_the_phase_table_shows_wal_and_checkpoints_on_postgres_only() -> None:
+    result = synthetic()
+    result["phases"][2] |= {"wal_kb_per_op": 9.5, "checkpoints": 1,
+                            "checkpoint_buffers": 12345, "checkpoint_sync_ms": 88.0}
+    result["phases"][3] |= {"wal_kb_per_op": 1.25, "checkpoints": 0,
+                            "checkpoint_buffers": 0, "checkpoint_sync_ms": 0.0}
+    md = report.markdown(report.normalise(result))
+    header = next(line for line in md.splitlines() if line.startswith("| suite |")).split(" | ")
+    wal = header.index("WAL KB/op")
+    ckpt = header.index("checkpoints ended, buffers, sync ms")
+    rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| core |")]
+    assert [(r[wal], r[ckpt]) for r in rows[:4]] == [
+        ("–", "–"), ("–", "–"), ("9.50", "1, 12,345, 88.00"), ("1.25", "0, 0, 0.00")]
+    assert all(len(r) == len(header) for r in rows)
+
+
 def test_old_single_provider_results_still_render() -> None:
     old = synthetic()
     for p in old["phases"]:
