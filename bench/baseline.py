@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from bench import wxkeys
 from bench.providers import PROVIDERS
 from bench.providers.base import bench_number
+from minigate.observability.looplag import LoopLag
 from minigate.sandbox import credentials as cred
 from minigate.sandbox.world import SandboxWorld
 from minigate.transport import http_client
@@ -52,6 +53,11 @@ DDL = [
     "CREATE TABLE IF NOT EXISTS bare_order (number VARCHAR(64) PRIMARY KEY, "
     "amount_minor BIGINT, merchant_reference VARCHAR(128), created_at DOUBLE PRECISION)",
 ]
+
+
+#: Event-loop lags above these bounds (seconds, as minigate's histogram spells its ``le``
+#: labels) are what the bench counts per phase.
+HOLD_BOUNDS = ("0.025", "0.1")
 
 
 class Store:
@@ -110,6 +116,16 @@ def create_baseline_app(db_url: str, base: str) -> FastAPI:
     world = SandboxWorld(http, wechat_keys=wxkeys.keys())  # the run's shared WeChat keys
     store = Store(db_url)
     sim = f"{base}/sandbox"
+    # The same event-loop lag measurement as minigate's (``minigate_event_loop_lag_seconds``),
+    # counted by the bounds the bench reads (``Server.loop_holds``).
+    holds = dict.fromkeys(HOLD_BOUNDS, 0)
+
+    def observe(lag: float) -> None:
+        for bound in HOLD_BOUNDS:
+            if lag > float(bound):
+                holds[bound] += 1
+
+    lag = LoopLag(observe)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -119,7 +135,9 @@ def create_baseline_app(db_url: str, base: str) -> FastAPI:
         # collections (and the slow requests they make) compare like for like.
         gc.collect()
         gc.freeze()
+        lag.start()
         yield
+        await lag.stop()
         await world.notifier.aclose()
         await http.aclose()
         await store.close()
@@ -171,7 +189,8 @@ def create_baseline_app(db_url: str, base: str) -> FastAPI:
         """How many collections the collector has run, per generation (the bench reads
         the full ones, generation 2, around each phase, as it reads minigate's
         ``/metrics``)."""
-        return JSONResponse({"collections": [g["collections"] for g in gc.get_stats()]})
+        return JSONResponse({"collections": [g["collections"] for g in gc.get_stats()],
+                             "loop_holds": holds})
 
     app.add_route("/bare/orders", create_order, methods=["POST"])
     app.add_route("/bare/checkout/{provider}", checkout, methods=["POST"])

@@ -345,6 +345,7 @@ class Bench:
                          steal=self.monitor.steal())
 
         gcs_before = [s.full_collections() for s in servers]  # outside the measured window
+        holds_before = [s.loop_holds() for s in servers]
         proc, q = self.launch(spec)
         raw = self.collect(name, spec, proc, q, started)
         assert start, f"{name}: the load generator never reported its start"
@@ -357,6 +358,10 @@ class Bench:
         if postgres:  # and what it wrote: WAL, and the checkpoints it ran into
             row |= activity_since(activity_before, _activity(), row["ok"])
         row["full_gcs"] = _difference(gcs_before, [s.full_collections() for s in servers])
+        # Times the servers' event loops were held over 25 and 100 ms: a p99 that jumps
+        # with none of these points outside the server processes.
+        holds = _holds_during(holds_before, [s.loop_holds() for s in servers])
+        row["loop_holds_25ms"], row["loop_holds_100ms"] = holds if holds else (None, None)
         # Time the machine's CPUs were running other guests (a shared host) during the
         # phase, as a percentage of the phase's CPU capacity: a phase measured while the
         # host was busy is slower for reasons that are not in this code.
@@ -744,6 +749,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     Bench(args).run()
     return 0
+
+
+def _holds_during(before: list[tuple[int, int] | None], after: list[tuple[int, int] | None]
+                  ) -> tuple[int, int] | None:
+    """The servers' event-loop holds (over 25 ms, over 100 ms) during a phase, or None if
+    any server cannot say."""
+    over_25 = over_100 = 0
+    for was, now in zip(before, after, strict=True):
+        if was is None or now is None:
+            return None
+        over_25 += now[0] - was[0]
+        over_100 += now[1] - was[1]
+    return over_25, over_100
 
 
 def _difference(before: list[int | None], after: list[int | None]) -> int | None:

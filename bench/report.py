@@ -62,8 +62,8 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
     out = ["| suite | db | server | op | mode | offered/s | ops/s | p50 ms | p95 ms | "
            "p99 ms | errors | server CPU ms/op | DB CPU ms/op | WAL KB/op | "
            "checkpoints ended, buffers, sync ms | server CPU % | client CPU % | "
-           "RSS MB | full GCs | steal % |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "RSS MB | full GCs | loop holds > 25 / 100 ms | steal % |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in phases:
         offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
         suite = p["suite"]
@@ -82,8 +82,16 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
             f"{_fmt(p.get('wal_kb_per_op'))} | {_checkpoints(p)} | "
             f"{_fmt(p['server_cpu_pct'])} | "
             f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} | "
-            f"{_fmt(p.get('full_gcs'))} | {_fmt(p.get('steal_pct', '–'))} |")
+            f"{_fmt(p.get('full_gcs'))} | {_holds(p)} | {_fmt(p.get('steal_pct', '–'))} |")
     return out
+
+
+def _holds(phase: dict[str, Any]) -> str:
+    """The server's event-loop holds over 25 ms and over 100 ms during a phase (``–``
+    where it could not say, or in a run from before they were recorded)."""
+    if phase.get("loop_holds_25ms") is None:
+        return "–"
+    return f"{phase['loop_holds_25ms']} / {phase['loop_holds_100ms']}"
 
 
 def _checkpoints(phase: dict[str, Any]) -> str:

@@ -230,6 +230,24 @@ class Server:
             return None
         return full_collections(r.text) if r.status_code == 200 else None
 
+    def loop_holds(self) -> tuple[int, int] | None:
+        """How many times so far the process's event loop was held over 25 ms and over
+        100 ms (:mod:`minigate.observability.looplag`, in both servers), or None where it
+        cannot say (as :meth:`full_collections`)."""
+        if self.kind == "worker":
+            return None
+        try:
+            if self.kind == "baseline":
+                r = httpx.get(f"{self.base}/bare/gc", timeout=5)
+                if r.status_code != 200:
+                    return None
+                found = r.json()["loop_holds"]
+                return int(found["0.025"]), int(found["0.1"])
+            r = httpx.get(f"{self.base}/metrics", timeout=5)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        return loop_holds(r.text) if r.status_code == 200 else None
+
     def start(self, timeout: float = 30.0) -> None:
         env = os.environ | {
             "MINIGATE_MODE": "sandbox", "MINIGATE_DATABASE_URL": self.db_url,
@@ -505,6 +523,24 @@ def activity_since(before: dict[str, float], after: dict[str, float], ops: int
             "checkpoints": int(grew("checkpoints")),
             "checkpoint_buffers": int(grew("checkpoint_buffers")),
             "checkpoint_sync_ms": round(grew("checkpoint_sync_ms"), 1)}
+
+
+def loop_holds(metrics: str) -> tuple[int, int] | None:
+    """Observations of ``minigate_event_loop_lag_seconds`` above 25 ms and above 100 ms in
+    a Prometheus text exposition (the count minus the bucket at that bound), or None if it
+    is not there."""
+    count: float | None = None
+    buckets: dict[str, float] = {}
+    prefix = "minigate_event_loop_lag_seconds"
+    for line in metrics.splitlines():
+        if line.startswith(prefix + "_count"):
+            count = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(prefix + '_bucket{le="'):
+            bound = line[len(prefix) + 12:].split('"', 1)[0]
+            buckets[bound] = float(line.rsplit(" ", 1)[1])
+    if count is None or "0.025" not in buckets or "0.1" not in buckets:
+        return None
+    return int(count - buckets["0.025"]), int(count - buckets["0.1"])
 
 
 def full_collections(metrics: str) -> int | None:

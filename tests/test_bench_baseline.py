@@ -15,10 +15,12 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
+from bench.cli import _holds_during
 from bench.load import Runner, Spec
 from bench.providers import PROVIDERS
 from bench.rawhttp import RawClient
-from bench.servers import Server, full_collections
+from bench.servers import Server, full_collections, loop_holds
+from minigate.observability.metrics import EVENT_LOOP_LAG
 
 
 @pytest.fixture
@@ -70,6 +72,24 @@ def test_both_servers_report_their_full_collections(baseline: tuple[Server, Path
         gc.enable()
     assert full_collections("python_gc_collections_total{generation=\"1\"} 4.0\n") is None
     assert Server("worker", "", server.logdir).full_collections() is None
+
+
+def test_both_servers_report_their_event_loop_holds(baseline: tuple[Server, Path]) -> None:
+    """The baseline counts them on ``/bare/gc`` with minigate's own monitor; minigate's come
+    from its histogram on ``/metrics``, which ``loop_holds`` reads (the count above a bound
+    is the count minus that bound's bucket)."""
+    server, _ = baseline
+    holds = server.loop_holds()
+    assert holds is not None and holds[0] >= holds[1] >= 0
+    before = loop_holds(generate_latest(REGISTRY).decode())
+    assert before is not None
+    for lag in (0.001, 0.03, 0.2):  # one under 25 ms, one over 25, one over 100
+        EVENT_LOOP_LAG.observe(lag)
+    after = loop_holds(generate_latest(REGISTRY).decode())
+    assert after == (before[0] + 2, before[1] + 1)
+    assert loop_holds("python_gc_collections_total{generation=\"1\"} 4.0\n") is None
+    assert _holds_during([(5, 1), (2, 0)], [(9, 2), (2, 0)]) == (4, 1)
+    assert _holds_during([(5, 1), None], [(9, 2), (2, 0)]) is None
 
 
 @pytest.mark.parametrize("create", [False, True])

@@ -31,6 +31,8 @@ from minigate.jobs.runner import JobRunner, webhook_loopback_allowed
 from minigate.login import WechatLogin
 from minigate.logs import install_redaction, register_secrets
 from minigate.observability import http as ops_http
+from minigate.observability.looplag import LoopLag
+from minigate.observability.metrics import EVENT_LOOP_LAG
 from minigate.observability.providers import instrumented
 from minigate.providers.base import ProviderClient
 from minigate.providers.registry import build_providers
@@ -76,6 +78,8 @@ class Runtime:
         self._ctx: ServiceContext | None = None
         self.runner: JobRunner | None = None
         self.transport: HttpxTransport | None = None
+        #: ``minigate_event_loop_lag_seconds``, measured while the runtime runs.
+        self.loop_lag = LoopLag(EVENT_LOOP_LAG.observe)
 
     @property
     def ctx(self) -> ServiceContext:
@@ -103,8 +107,10 @@ class Runtime:
         if self.run_jobs:
             self.runner = JobRunner(self._ctx, self.http)
             self.runner.start()
+        self.loop_lag.start()
 
     async def stop(self) -> None:
+        await self.loop_lag.stop()
         if self.runner is not None:
             await self.runner.stop()
         if self.sandbox is not None:

@@ -73,6 +73,12 @@ JOB_LAST_PASS = Gauge(
 DATABASE_UNAVAILABLE = Counter(
     "minigate_database_unavailable",
     "Requests, notifications and job passes that met an unavailable database.", ["where"])
+#: From a millisecond (a loop never runs a timer exactly on time) to seconds.
+LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+EVENT_LOOP_LAG = Histogram(
+    "minigate_event_loop_lag_seconds",
+    "How late the event loop ran a timer due every 50 ms: the time it was held (CPU-bound "
+    "work, a blocking call, a collection) or starved of CPU.", buckets=LOOP_LAG_BUCKETS)
 
 #: Verification failure reasons are free text; the label is one of a few kinds.
 _REJECTION_KINDS = (
@@ -288,7 +294,7 @@ def metric_names() -> Iterator[str]:
     counted: list[Collector] = [
         NOTIFICATIONS, NOTIFICATION_REJECTIONS, NOTIFICATION_SECONDS, PROVIDER_CALLS,
         PROVIDER_CALL_SECONDS, ORDER_TRANSITIONS, REFUNDS, WEBHOOK_DELIVERIES, JOB_PASSES,
-        JOB_PASS_FAILURES, JOB_ERRORS, JOB_LAST_PASS, DATABASE_UNAVAILABLE,
+        JOB_PASS_FAILURES, JOB_ERRORS, JOB_LAST_PASS, DATABASE_UNAVAILABLE, EVENT_LOOP_LAG,
         SnapshotCollector(Snapshot(info={"version": "", "mode": ""}))]
     for collector in counted:
         for family in collector.collect():
