@@ -17,7 +17,6 @@ twenty timer wake-ups a second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 #: Seconds between two due times of the timer.
@@ -26,32 +25,35 @@ INTERVAL = 0.05
 
 class LoopLag:
     """Runs on the current event loop from :meth:`start` to :meth:`stop`, passing each
-    wake-up's lateness in seconds (0 when on time) to ``observe``."""
+    wake-up's lateness in seconds (0 when on time) to ``observe``.
+
+    A plain timer callback (``loop.call_later``), not a task: no coroutine step per
+    wake-up, and nothing that a patched ``asyncio.sleep`` could turn into a busy loop."""
 
     def __init__(self, observe: Callable[[float], None], interval: float = INTERVAL) -> None:
         self.observe = observe
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._handle is not None
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="minigate-loop-lag")
+        if self._handle is None:
+            self._schedule(asyncio.get_running_loop())
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.cancel()
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + self.interval
-            await asyncio.sleep(self.interval)
-            self.observe(max(0.0, loop.time() - due))
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._due = loop.time() + self.interval
+        self._handle = loop.call_later(self.interval, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        late = max(0.0, loop.time() - self._due)
+        self._schedule(loop)  # first: an observer that raises does not stop the timer
+        self.observe(late)
