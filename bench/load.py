@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.providers import PROVIDERS, ProviderBench
 from bench.rawhttp import RawClient, Response
+from minigate.observability.looplag import LoopLag
 
 MAX_INFLIGHT = 2000
 
@@ -211,12 +212,18 @@ async def _run(spec: Spec, progress: Any) -> dict[str, Any]:
         runner = Runner(spec, PROVIDERS[spec.provider], client, progress)
         runner.prepare()  # before "started": neither timed nor counted in the phase's CPU
         ticker = asyncio.create_task(runner.report_progress())
+        # The load generator's own event-loop holds: latency is counted from each request's
+        # scheduled start, so a pause here shows as latency of whichever server is measured.
+        lags: list[float] = []
+        lag = LoopLag(lambda late: lags.append(late) if late > 0.025 else None)
+        lag.start()
         progress.put(("started",))
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         await (runner.closed() if spec.mode == "closed" else runner.open())
         elapsed = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        await lag.stop()
         ticker.cancel()
     finally:
         await client.aclose()
@@ -224,7 +231,9 @@ async def _run(spec: Spec, progress: Any) -> dict[str, Any]:
     return {"latencies": runner.latencies, "errors": runner.errors, "dropped": runner.dropped,
             "error_samples": runner.error_samples, "elapsed": elapsed,
             "client_cpu_pct": round(100 * client_cpu / elapsed, 1), "notified": runner.notified,
-            "pool_used": runner._next_pool, "pool_exhausted": runner.exhausted}
+            "pool_used": runner._next_pool, "pool_exhausted": runner.exhausted,
+            "client_holds": [len(lags), sum(1 for v in lags if v > 0.1)],
+            "client_max_hold_ms": round(1000 * max(lags, default=0.0), 1)}
 
 
 def worker_main(spec: Spec, progress: Any) -> None:

@@ -30,6 +30,8 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "p99_ms": round(1000 * percentile(lat, 0.99), 2),
         "max_ms": round(1000 * lat[-1], 2) if lat else float("nan"),
         "client_cpu_pct": raw["client_cpu_pct"], "pool_exhausted": raw["pool_exhausted"],
+        # the load generator's event-loop holds over 25 / 100 ms (runs from before: absent)
+        "client_holds": raw.get("client_holds"), "client_max_hold_ms": raw.get("client_max_hold_ms"),
     }
 
 
@@ -62,8 +64,9 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
     out = ["| suite | db | server | op | mode | offered/s | ops/s | p50 ms | p95 ms | "
            "p99 ms | errors | server CPU ms/op | DB CPU ms/op | WAL KB/op | "
            "checkpoints ended, buffers, sync ms | server CPU % | client CPU % | "
-           "RSS MB | full GCs | loop holds > 25 / 100 ms | steal % |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "RSS MB | full GCs | loop holds > 25 / 100 ms | load generator holds > 25 / 100 ms "
+           "(longest ms) | steal % |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in phases:
         offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
         suite = p["suite"]
@@ -82,7 +85,8 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
             f"{_fmt(p.get('wal_kb_per_op'))} | {_checkpoints(p)} | "
             f"{_fmt(p['server_cpu_pct'])} | "
             f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} | "
-            f"{_fmt(p.get('full_gcs'))} | {_holds(p)} | {_fmt(p.get('steal_pct', '–'))} |")
+            f"{_fmt(p.get('full_gcs'))} | {_holds(p)} | {_client_holds(p)} | "
+            f"{_fmt(p.get('steal_pct', '–'))} |")
     return out
 
 
@@ -92,6 +96,15 @@ def _holds(phase: dict[str, Any]) -> str:
     if phase.get("loop_holds_25ms") is None:
         return "–"
     return f"{phase['loop_holds_25ms']} / {phase['loop_holds_100ms']}"
+
+
+def _client_holds(phase: dict[str, Any]) -> str:
+    """The load generator's event-loop holds over 25 and 100 ms during a phase, and the
+    longest (``–`` in a run from before they were recorded)."""
+    if phase.get("client_holds") is None:
+        return "–"
+    over_25, over_100 = phase["client_holds"]
+    return f"{over_25} / {over_100} ({_fmt(phase['client_max_hold_ms'])})"
 
 
 def _checkpoints(phase: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import queue
 import sqlite3
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from bench.cli import _holds_during
-from bench.load import Runner, Spec
+from bench.load import Runner, Spec, _run
 from bench.providers import PROVIDERS
 from bench.rawhttp import RawClient
 from bench.servers import Server, full_collections, loop_holds
@@ -115,3 +116,21 @@ def test_the_load_generator_sends_the_create_request_only_when_asked(
     if create:  # each checkout charged its own order's amount
         assert _rows(path, "SELECT DISTINCT amount_minor FROM bare_checkout") == [
             (provider.amount_minor,)]
+
+
+def test_a_phase_reports_the_load_generator_s_own_loop_holds(
+        baseline: tuple[Server, Path]) -> None:
+    """A short closed-loop phase through the load process's entry (``_run``) against the
+    real baseline: its result carries the generator's loop holds, as a pair of counts
+    (over 25 ms, over 100 ms) and the longest, which the report shows beside the
+    server's."""
+    server, _ = baseline
+    spec = Spec("checkout", "baseline", [server.base], [""], provider="latipay",
+                concurrency=2, duration=0.5)
+    sent: queue.Queue[tuple[object, ...]] = queue.Queue()
+    raw = asyncio.run(_run(spec, sent))
+    assert raw["latencies"] and raw["errors"] == 0
+    over_25, over_100 = raw["client_holds"]
+    assert over_25 >= over_100 >= 0
+    assert raw["client_max_hold_ms"] >= 0
+    assert ("started",) in [sent.get_nowait() for _ in range(sent.qsize())]

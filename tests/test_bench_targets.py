@@ -162,19 +162,23 @@ def test_the_phase_table_shows_each_phase_s_full_collections() -> None:
     result["phases"][1]["full_gcs"] = None  # a server that could not say
     md = report.markdown(report.normalise(result))
     rows = [line for line in md.splitlines() if line.startswith("| core |")]
-    assert rows[0].split(" | ")[-3:] == ["3", "–", "– |"]
-    assert rows[1].split(" | ")[-3] == "–" and rows[2].split(" | ")[-3] == "–"
-    assert "| full GCs | loop holds > 25 / 100 ms | steal % |" in md
+    assert rows[0].split(" | ")[-4:] == ["3", "–", "–", "– |"]
+    assert rows[1].split(" | ")[-4] == "–" and rows[2].split(" | ")[-4] == "–"
+    assert ("| full GCs | loop holds > 25 / 100 ms | load generator holds > 25 / 100 ms "
+            "(longest ms) | steal % |") in md
 
 
 def test_the_phase_table_shows_the_event_loop_holds() -> None:
     result = synthetic()
-    result["phases"][0] |= {"loop_holds_25ms": 7, "loop_holds_100ms": 2}
+    result["phases"][0] |= {"loop_holds_25ms": 7, "loop_holds_100ms": 2,
+                            "client_holds": [3, 1], "client_max_hold_ms": 212.5}
     md = report.markdown(report.normalise(result))
     header = next(line for line in md.splitlines() if line.startswith("| suite |")).split(" | ")
     column = header.index("loop holds > 25 / 100 ms")
+    client = header.index("load generator holds > 25 / 100 ms (longest ms)")
     rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| core |")]
     assert rows[0][column] == "7 / 2" and rows[1][column] == "–"
+    assert rows[0][client] == "3 / 1 (212.5)" and rows[1][client] == "–"
 
 
 def test_the_tables_show_the_database_s_cpu_per_operation() -> None:
