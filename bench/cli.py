@@ -47,6 +47,7 @@ from bench.load import Spec, worker_main
 from bench.providers import PROVIDERS, ProviderBench, parse_providers
 from bench.servers import (
     Database,
+    FlushProbe,
     Monitor,
     SandboxProcess,
     Server,
@@ -277,6 +278,8 @@ class Bench:
         # one set of WeChat Pay sandbox keys for every process (deleted at the end)
         self.keys_path = wxkeys.share(self.tmp)
         self.monitor = Monitor()
+        # the disk's flush time, sampled for the whole run (a commit waits for a flush)
+        self.flush = FlushProbe(self.tmp)
         self.phases: list[dict[str, Any]] = []
         self.verification: list[str] = []
         self.notes: list[str] = []
@@ -342,7 +345,7 @@ class Bench:
                 activity_before.update(_activity())
                 db_before.update(database_cpu())
             start.update(cpu=self.monitor.cpu(labels), t=time.perf_counter(),
-                         steal=self.monitor.steal())
+                         steal=self.monitor.steal(), mono=time.monotonic())
 
         gcs_before = [s.full_collections() for s in servers]  # outside the measured window
         holds_before = [s.loop_holds() for s in servers]
@@ -358,6 +361,7 @@ class Bench:
         if postgres:  # and what it wrote: WAL, and the checkpoints it ran into
             row |= activity_since(activity_before, _activity(), row["ok"])
         row["full_gcs"] = _difference(gcs_before, [s.full_collections() for s in servers])
+        row |= self.flush.since(start["mono"])
         # Times the servers' event loops were held over 25 and 100 ms: a p99 that jumps
         # with none of these points outside the server processes.
         holds = _holds_during(holds_before, [s.loop_holds() for s in servers])
@@ -707,6 +711,7 @@ class Bench:
             self.run_suites()
         finally:
             self.monitor.close()
+            self.flush.close()
             self.keys_path.unlink(missing_ok=True)  # the logs stay, the keys go
         result = {
             "timestamp": self.stamp, "command": "python -m bench " + shlex.join(sys.argv[1:]),

@@ -65,8 +65,8 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
            "p99 ms | errors | server CPU ms/op | DB CPU ms/op | WAL KB/op | "
            "checkpoints ended, buffers, sync ms | server CPU % | client CPU % | "
            "RSS MB | full GCs | loop holds > 25 / 100 ms | load generator holds > 25 / 100 ms "
-           "(longest ms) | steal % |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "(longest ms) | disk flushes > 25 ms (longest ms) | steal % |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in phases:
         offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
         suite = p["suite"]
@@ -85,7 +85,7 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
             f"{_fmt(p.get('wal_kb_per_op'))} | {_checkpoints(p)} | "
             f"{_fmt(p['server_cpu_pct'])} | "
             f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} | "
-            f"{_fmt(p.get('full_gcs'))} | {_holds(p)} | {_client_holds(p)} | "
+            f"{_fmt(p.get('full_gcs'))} | {_holds(p)} | {_client_holds(p)} | {_flushes(p)} | "
             f"{_fmt(p.get('steal_pct', '–'))} |")
     return out
 
@@ -105,6 +105,14 @@ def _client_holds(phase: dict[str, Any]) -> str:
         return "–"
     over_25, over_100 = phase["client_holds"]
     return f"{over_25} / {over_100} ({_fmt(phase['client_max_hold_ms'])})"
+
+
+def _flushes(phase: dict[str, Any]) -> str:
+    """The bench's disk-flush probes over 25 ms during a phase and the longest (``–`` in a
+    run from before they were recorded)."""
+    if phase.get("flushes") is None:
+        return "–"
+    return f"{phase['flushes_over_25ms']} ({_fmt(phase['longest_flush_ms'])})"
 
 
 def _checkpoints(phase: dict[str, Any]) -> str:

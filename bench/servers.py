@@ -437,6 +437,46 @@ class Monitor:
         self._thread.join()
 
 
+class FlushProbe:
+    """How long the disk takes to flush a small write, sampled every ``interval`` seconds
+    for the whole run: an 8 KB write and ``fdatasync`` of a file in ``directory`` (put it
+    on the database's file system). A PostgreSQL commit waits for such a flush of its WAL,
+    so a phase in which a probe flush took 50 ms had commits that could wait as long.
+    :meth:`since` gives, for a window, the flushes, those over 25 ms and the longest."""
+
+    def __init__(self, directory: Path, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []  # (monotonic end, seconds)
+        self._path = directory / "flush-probe.bin"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        block = os.urandom(8192)
+        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while not self._stop.wait(self.interval):
+                t0 = time.monotonic()
+                os.pwrite(fd, block, 0)
+                os.fdatasync(fd)
+                t1 = time.monotonic()
+                self.samples.append((t1, t1 - t0))
+        finally:
+            os.close(fd)
+            self._path.unlink(missing_ok=True)
+
+    def since(self, start: float) -> dict[str, float | int]:
+        """The flushes that ended after ``start`` (``time.monotonic()``)."""
+        seen = [dt for t, dt in self.samples if t >= start]
+        return {"flushes": len(seen), "flushes_over_25ms": sum(1 for dt in seen if dt > 0.025),
+                "longest_flush_ms": round(1000 * max(seen, default=0.0), 1)}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="minigate-bench-"))
 

@@ -5,12 +5,20 @@ assertions are about which processes are counted and whether work done shows up.
 from __future__ import annotations
 
 import secrets
+import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
-from bench.servers import activity_since, cpu_since, database_activity, database_cpu
+from bench.servers import (
+    FlushProbe,
+    activity_since,
+    cpu_since,
+    database_activity,
+    database_cpu,
+)
 
 
 def test_cpu_since_counts_growth_and_new_processes() -> None:
@@ -69,3 +77,21 @@ async def test_writes_and_a_checkpoint_show_in_the_activity_counters(postgres_ur
     seen = activity_since(before, after, 1)
     assert seen["wal_kb_per_op"] is not None and seen["wal_kb_per_op"] > 400
     assert seen["checkpoints"] is not None and seen["checkpoints"] >= 1
+
+
+def test_the_flush_probe_flushes_a_real_file_and_summarises_a_window(tmp_path: Path) -> None:
+    probe = FlushProbe(tmp_path, interval=0.01)
+    try:
+        deadline = time.monotonic() + 10
+        while len(probe.samples) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (tmp_path / "flush-probe.bin").stat().st_size == 8192
+    finally:
+        probe.close()
+    assert not (tmp_path / "flush-probe.bin").exists()  # removed when closed
+    assert probe.since(0.0)["flushes"] == len(probe.samples) >= 5
+    # the summary, on known samples: a window counts what ended in it
+    probe.samples = [(1.0, 0.002), (2.0, 0.030), (3.0, 0.120), (4.0, 0.004)]
+    assert probe.since(1.5) == {"flushes": 3, "flushes_over_25ms": 2,
+                                "longest_flush_ms": 120.0}
+    assert probe.since(5.0) == {"flushes": 0, "flushes_over_25ms": 0, "longest_flush_ms": 0.0}

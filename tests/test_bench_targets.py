@@ -162,16 +162,17 @@ def test_the_phase_table_shows_each_phase_s_full_collections() -> None:
     result["phases"][1]["full_gcs"] = None  # a server that could not say
     md = report.markdown(report.normalise(result))
     rows = [line for line in md.splitlines() if line.startswith("| core |")]
-    assert rows[0].split(" | ")[-4:] == ["3", "–", "–", "– |"]
-    assert rows[1].split(" | ")[-4] == "–" and rows[2].split(" | ")[-4] == "–"
+    assert rows[0].split(" | ")[-5:] == ["3", "–", "–", "–", "– |"]
+    assert rows[1].split(" | ")[-5] == "–" and rows[2].split(" | ")[-5] == "–"
     assert ("| full GCs | loop holds > 25 / 100 ms | load generator holds > 25 / 100 ms "
-            "(longest ms) | steal % |") in md
+            "(longest ms) | disk flushes > 25 ms (longest ms) | steal % |") in md
 
 
 def test_the_phase_table_shows_the_event_loop_holds() -> None:
     result = synthetic()
     result["phases"][0] |= {"loop_holds_25ms": 7, "loop_holds_100ms": 2,
-                            "client_holds": [3, 1], "client_max_hold_ms": 212.5}
+                            "client_holds": [3, 1], "client_max_hold_ms": 212.5,
+                            "flushes": 50, "flushes_over_25ms": 2, "longest_flush_ms": 96.5}
     md = report.markdown(report.normalise(result))
     header = next(line for line in md.splitlines() if line.startswith("| suite |")).split(" | ")
     column = header.index("loop holds > 25 / 100 ms")
@@ -179,6 +180,8 @@ def test_the_phase_table_shows_the_event_loop_holds() -> None:
     rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| core |")]
     assert rows[0][column] == "7 / 2" and rows[1][column] == "–"
     assert rows[0][client] == "3 / 1 (212.5)" and rows[1][client] == "–"
+    flushes = header.index("disk flushes > 25 ms (longest ms)")
+    assert rows[0][flushes] == "2 (96.50)" and rows[1][flushes] == "–"
 
 
 def test_the_tables_show_the_database_s_cpu_per_operation() -> None:
