@@ -759,18 +759,16 @@ def main(argv: list[str] | None = None) -> int:
 def _holds_during(before: list[tuple[int, int] | None], after: list[tuple[int, int] | None]
                   ) -> tuple[int, int] | None:
     """The servers' event-loop holds (over 25 ms, over 100 ms) during a phase, or None if
-    any server cannot say."""
-    over_25 = over_100 = 0
-    for was, now in zip(before, after, strict=True):
-        if was is None or now is None:
-            return None
-        over_25 += now[0] - was[0]
-        over_100 += now[1] - was[1]
-    return over_25, over_100
+    any server cannot say: :func:`_difference` of each count."""
+    over_25, over_100 = (_difference([None if h is None else h[i] for h in before],
+                                     [None if h is None else h[i] for h in after])
+                         for i in (0, 1))
+    return None if over_25 is None or over_100 is None else (over_25, over_100)
 
 
 def _difference(before: list[int | None], after: list[int | None]) -> int | None:
-    """The servers' full collections during a phase, or None if any server cannot say."""
+    """The growth of a per-server count during a phase (full collections, say), summed
+    over the servers, or None if any server cannot say."""
     total = 0
     for was, now in zip(before, after, strict=True):
         if was is None or now is None:
