@@ -106,6 +106,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "the order's amount back), as minigate's takes POST /v1/orders: "
                           "three requests on both sides. The checkout targets are then "
                           "judged against that baseline and say so; it is not the issue's")
+    stm = sub.add_parser("statements", help="what a checkout's writes cost PostgreSQL, "
+                                            "minigate's against the baseline's, without HTTP "
+                                            "(bench/statements.py)")
+    from bench.statements import add_arguments as statements_arguments
+
+    statements_arguments(stm)
     rep = sub.add_parser("report", help="rewrite the .md/.png of an existing results JSON")
     rep.add_argument("json", type=Path)
     chaos = sub.add_parser("chaos", help="fault-injecting soak in live mode; exit 1 on any "
@@ -114,7 +120,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     add_arguments(chaos)
     args = parser.parse_args(argv)
-    if args.command in ("report", "chaos"):
+    if args.command in ("report", "chaos", "statements"):
         return args
     args.suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = set(args.suites) - set(SUITES)
@@ -746,6 +752,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import chaos
 
         return chaos.run(args)
+    if args.command == "statements":
+        from bench import statements
+
+        return statements.main(args)
     if args.command == "report":
         import json
 
