@@ -34,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.servers import (
     PG_DSN,
@@ -225,8 +226,9 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(f"--cases: a comma-separated subset of {','.join(CASES)}")
     if args.checkouts < 1 or args.concurrency < 1 or args.repeat < 1:
         raise SystemExit("--checkouts, --concurrency and --repeat must be at least 1")
+    server = urlsplit(PG_DSN)  # host and port only: a DSN may carry a password
     print(f"bench statements: {args.checkouts} checkouts × {args.repeat} per case, "
-          f"{args.concurrency} at a time, on {PG_DSN.rsplit('/', 1)[0]}")
+          f"{args.concurrency} at a time, on PostgreSQL at {server.hostname}:{server.port or 5432}")
     with tempfile.TemporaryDirectory(prefix="minigate-statements-") as tmp:
         medians = asyncio.run(run(args.checkouts, args.concurrency, args.repeat, cases,
                                   Path(tmp)))
