@@ -368,10 +368,12 @@ async def test_a_connection_left_mid_operation_is_discarded_and_the_statement_ru
         await engine.dispose()
 
 
-async def test_sqlite_commits_off_the_loop_except_notification_intake(sqlite_url: str) -> None:
-    """The statements run on the event loop's thread; the ``COMMIT`` (which writes the
-    file, and now and then checkpoints the WAL) on the connection's own thread, unless
-    every transaction of the batch asked to commit on the loop."""
+async def test_sqlite_commits_a_lone_transaction_on_the_loop_and_a_batch_off_it(
+        sqlite_url: str) -> None:
+    """The statements run on the event loop's thread, and so does the ``COMMIT`` of a lone
+    transaction (the checkpoints, which made it slow, run elsewhere); a batch of several
+    commits on the connection's own thread, unless every transaction of it asked to commit
+    on the loop."""
     engine = make_engine(sqlite_url)
     await migrate(engine)
     store = hot.hot_store(engine)
@@ -383,20 +385,118 @@ async def test_sqlite_commits_off_the_loop_except_notification_intake(sqlite_url
     loop_thread = threading.get_ident()
     try:
         await store.transaction(hot.insert(_order(20)))
-        assert [s for s, t in seen if t != loop_thread] == ["COMMIT"]
-        assert "INSERT" in [s for s, t in seen if t == loop_thread]
+        assert {t for _, t in seen} == {loop_thread}
+        assert {"INSERT", "COMMIT"} <= {s for s, _ in seen}
         seen.clear()
-        await store.steps(hot.insert(_order(21)), commit_on_loop=True)
+        await asyncio.gather(store.steps(hot.insert(_order(21)), commit_on_loop=True),
+                             store.steps(hot.insert(_order(22)), commit_on_loop=True))
         assert {t for _, t in seen} == {loop_thread} and "COMMIT" in [s for s, _ in seen]
         seen.clear()
         # a batch where one transaction asked for the loop and one did not: off the loop
-        await asyncio.gather(store.steps(hot.insert(_order(22)), commit_on_loop=True),
-                             store.transaction(hot.insert(_order(23))))
+        await asyncio.gather(store.steps(hot.insert(_order(23)), commit_on_loop=True),
+                             store.transaction(hot.insert(_order(24))))
         assert [s for s, t in seen if t != loop_thread] == ["COMMIT"]
+        assert "INSERT" in [s for s, t in seen if t == loop_thread]
         rows = [await store.read(hot.ORDER_WITH_PAYMENT, order_id=f"ord_hot{n}")
-                for n in (20, 21, 22, 23)]
-        assert [r[0]["id"] for r in rows] == ["ord_hot20", "ord_hot21", "ord_hot22",
-                                              "ord_hot23"]
+                for n in (20, 21, 22, 23, 24)]
+        assert [r[0]["id"] for r in rows] == [f"ord_hot{n}" for n in (20, 21, 22, 23, 24)]
+    finally:
+        await engine.dispose()
+
+
+def _wal_pages(url: str) -> int:
+    """How many pages the WAL holds now, since it last started over (a ``PASSIVE``
+    checkpoint's count; it copies them too)."""
+    with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as raw:
+        busy, pages, _ = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0
+    return int(pages)
+
+
+async def test_sqlite_checkpoints_run_beside_the_writes_and_keep_the_wal_short(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the store holds the write connection its automatic checkpoint is off; every
+    ``EVERY`` transactions a checkpoint runs on the checkpointer's own thread. A
+    checkpoint that ends before the next write lets the WAL start over; under a burst of
+    writes that never leaves it the time, the WAL still stays near ``LIMIT`` pages (a
+    write batch checkpoints when it is past it). Given back, the connection checkpoints
+    by itself again."""
+    monkeypatch.setattr(hot._Checkpointer, "EVERY", 20)
+    monkeypatch.setattr(hot._Checkpointer, "LIMIT", 300)
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    threads: list[str] = []
+    lengths: list[int] = []
+    checkpoint = hot._Checkpointer._checkpoint
+
+    def spy(self: hot._Checkpointer) -> int:
+        threads.append(threading.current_thread().name)
+        lengths.append(checkpoint(self))
+        return lengths[-1]
+
+    monkeypatch.setattr(hot._Checkpointer, "_checkpoint", spy)
+    try:
+        await store.transaction(hot.insert(_order(0)))
+        conn = store._held.driver_connection._conn
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        for n in range(1, 300):  # each checkpoint ends before the next write
+            await store.transaction(hot.insert(_order(n)))
+            await checkpointer.idle()
+        assert checkpointer.checkpoints == len(threads) == 15
+        assert {name.split("_")[0] for name in threads} == {"minigate-checkpoint"}
+        # 300 inserts append thousands of pages; the WAL holds the last few's
+        assert 0 < _wal_pages(sqlite_url) < 200 and max(lengths) < 300
+
+        lengths.clear()
+        for n in range(300, 1500):  # a burst: each write right after the one before
+            await store.transaction(hot.insert(_order(n)))
+        await checkpointer.idle()
+        assert len(lengths) >= 40 and sum(lengths) > 20 * 300
+        assert max(lengths) < 2 * 300, lengths
+        async with session_factory(engine)() as session:  # the store gives it back
+            assert (await session.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 1000
+            assert await session.scalar(select(func.count()).select_from(Order)) == 1500
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_a_checkpointer_that_falls_behind_hands_the_checkpoint_to_a_write(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If its checkpoint fails (or finds the WAL past ``LIMIT``), the next write batch
+    commits on the connection's thread and checkpoints there before any other write; the
+    batch's transactions commit either way, and the WAL starts over."""
+    monkeypatch.setattr(hot._Checkpointer, "EVERY", 5)
+
+    def broken(self: hot._Checkpointer) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    assert store._checkpointer is not None
+    seen: list[tuple[str, int]] = []
+    loop_thread = threading.get_ident()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(hot._Checkpointer, "_checkpoint", broken)
+            for n in range(5):
+                await store.transaction(hot.insert(_order(n)))
+            await store._checkpointer.idle()
+            assert store._checkpointer.behind() and store._checkpointer.checkpoints == 0
+        store._held.driver_connection._conn.set_trace_callback(
+            lambda sql: seen.append((sql.split("(")[0].upper(), threading.get_ident())))
+        await store.transaction(hot.insert(_order(5)))
+        assert [s for s, t in seen if t != loop_thread] == ["COMMIT", "PRAGMA WAL_CHECKPOINT"]
+        assert store._checkpointer.caught_up == 1 and not store._checkpointer.behind()
+        seen.clear()
+        await store.transaction(hot.insert(_order(6)))  # back to the loop; the WAL restarts
+        assert {t for _, t in seen} == {loop_thread}
+        assert 0 < _wal_pages(sqlite_url) <= 20  # order 6's pages alone
+        with contextlib.closing(sqlite3.connect(sqlite_url.split(":///", 1)[1])) as raw:
+            assert raw.execute("SELECT count(*) FROM orders").fetchone() == (7,)
     finally:
         await engine.dispose()
 
@@ -496,7 +596,9 @@ async def test_sqlite_a_session_that_asks_during_a_batch_gets_the_connection_aft
     try:
         await store.transaction(hot.insert(_order(60)))  # the store now holds it
         store._held.driver_connection._conn.set_trace_callback(hold_the_commit)
-        writing = asyncio.ensure_future(store.transaction(hot.insert(_order(61))))
+        writing = asyncio.ensure_future(asyncio.gather(  # a batch of two: off the loop
+            store.transaction(hot.insert(_order(61))),
+            store.transaction(hot.insert(_order(62)))))
         assert await asyncio.to_thread(committing.wait, 5)
         reading = asyncio.ensure_future(_session_reads(engine))
         await asyncio.sleep(0.05)
@@ -504,7 +606,7 @@ async def test_sqlite_a_session_that_asks_during_a_batch_gets_the_connection_aft
         assert store._wanted
         go_on.set()
         await asyncio.wait_for(writing, 5)
-        assert await asyncio.wait_for(reading, 5) == (2, SQLITE_BUSY_TIMEOUT_MS)
+        assert await asyncio.wait_for(reading, 5) == (3, SQLITE_BUSY_TIMEOUT_MS)
         assert store._held is None and not store._wanted
     finally:
         go_on.set()

@@ -12,9 +12,10 @@ driver directly:
   the stdlib driver on the event loop's own thread — no thread hand-off per statement — on
   the one connection of the process (checked out of the engine's pool of one like any
   session, so the one-connection rule holds, and kept between batches until another
-  checkout asks for it: :class:`~minigate.store.db.SqlitePool`), and the ``COMMIT``, which writes the file,
-  on the connection's own thread (one hand-off per batch; notification intake keeps it on
-  the loop: :meth:`HotStore._write`). Transactions that arrive together share one ``BEGIN
+  checkout asks for it: :class:`~minigate.store.db.SqlitePool`); the ``COMMIT`` of a lone
+  transaction there too, a batch of several on the connection's own thread (one hand-off per
+  batch; :meth:`HotStore._write`), and the WAL's checkpoints on a connection and thread of
+  their own (:class:`_Checkpointer`). Transactions that arrive together share one ``BEGIN
   IMMEDIATE … COMMIT``, each in its own savepoint (group commit, :class:`HotStore`). If
   another process holds the write lock, ``BEGIN IMMEDIATE`` fails at once (busy timeout 0
   for that statement) and the batch runs instead on the connection's own thread, which
@@ -44,9 +45,11 @@ loop (``ctx.kick()`` belongs to the caller, afterwards) or open another session.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import weakref
 from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from types import SimpleNamespace
 from typing import Any, ClassVar, TypeVar, cast
@@ -68,6 +71,7 @@ from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS, SqlitePool
 from minigate.store.models import Event, IdempotencyRecord, Notification, Order, Payment
 
 T = TypeVar("T")
+log = logging.getLogger("minigate.store")
 Row = dict[str, Any]
 #: One statement with its parameters, as a transaction generator yields it (a :class:`Many`
 #: takes a list: one dict per part).
@@ -403,6 +407,9 @@ class HotStore:
         #: SQLite: the database file for :attr:`_reader` (None: in memory, or a URI).
         self._reader_path = _database_file(engine) if self.sqlite else None
         self._reader: sqlite3.Connection | None = None
+        #: SQLite with a database file: the WAL's checkpoints, off the write path.
+        self._checkpointer = (_Checkpointer(self._reader_path)
+                              if self._reader_path is not None else None)
         #: Set by :meth:`aclose`: nothing more is taken (a late statement would open a
         #: connection on an engine that is being disposed, and leak it).
         self._closed = False
@@ -462,6 +469,8 @@ class HotStore:
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Before the engine is disposed: take nothing more, let the writes already taken
@@ -476,6 +485,8 @@ class HotStore:
                 task.cancel()
         batch, self._queue = self._queue, []
         _fail(batch, StoreClosed())
+        if self._checkpointer is not None:
+            await self._checkpointer.idle()
         self.close()
 
     def _check_open(self) -> None:
@@ -588,6 +599,8 @@ class HotStore:
         try:
             driver: Any = fairy.driver_connection
             driver._conn.execute("PRAGMA busy_timeout=0")
+            if self._checkpointer is not None:  # its checkpoints are _Checkpointer's now
+                driver._conn.execute("PRAGMA wal_autocheckpoint=0")
         except BaseException:
             _give_back(fairy)
             raise
@@ -620,22 +633,31 @@ class HotStore:
     async def _write(self, driver: Any,
                      batch: list[tuple[Work[Any], asyncio.Future[Any], bool]]) -> None:
         """The statements on the event loop's thread, with no hand-off at all; the
-        ``COMMIT`` on the connection's own thread, unless every transaction of the batch
-        asked for it on the loop (``commit_on_loop``: notification intake).
+        ``COMMIT`` on the loop too when the batch holds one transaction, or when every
+        transaction of it asked for the loop (``commit_on_loop``: notification intake),
+        and otherwise on the connection's own thread.
 
-        The ``COMMIT`` is the one statement that writes the file: the WAL's pages and,
-        every ~1,000 pages, the checkpoint that copies them into the database and syncs
-        it (5–10 ms on a local disk, far longer on a slow one). On the connection's
-        thread (Python's ``sqlite3`` releases the GIL while it commits) the loop goes on
-        serving everything else meanwhile; the hand-off costs about 0.07 ms of CPU, which
-        notification intake, whose batches are large under load and whose CPU per
-        notification is a target, does not pay (round 11, ``docs/performance.md``).
+        The ``COMMIT`` appends the batch's pages to the WAL (tens of microseconds for one
+        transaction, no ``fsync``: ``synchronous=NORMAL``). It used to run the WAL's
+        checkpoint too, every ~1,000 pages (5–10 ms of file copying and ``fsync`` on a
+        local disk, far longer on a slow one), which is why it went to the connection's
+        thread; the checkpoints now run on a connection and thread of their own
+        (:class:`_Checkpointer`), beside the writes, so a lone transaction's ``COMMIT``
+        costs less on the loop than the hand-off would (round 16 of issue 16,
+        ``docs/performance.md``). A large batch's ``COMMIT`` still goes to the thread,
+        where its file writes overlap the loop's work. Should the checkpoints fall behind
+        (the WAL past :attr:`_Checkpointer.LIMIT` pages), one batch commits on the thread
+        and checkpoints there before the next batch begins, as SQLite itself would.
 
         If another process holds the write lock, the whole batch runs on the connection's
         thread, which may wait for it (the busy timeout) without stopping the loop."""
         conn: sqlite3.Connection = driver._conn
         works = [w for w, _, _ in batch]
-        commit_on_loop = all(on_loop for _, _, on_loop in batch)
+        checkpointer = self._checkpointer
+        catch_up = checkpointer is not None and checkpointer.behind()
+        commit_on_loop = not catch_up and (
+            all(on_loop for _, _, on_loop in batch)
+            or (checkpointer is not None and len(batch) == 1))
         try:
             try:
                 conn.execute("BEGIN IMMEDIATE")  # busy timeout 0 while we hold it: _take
@@ -649,7 +671,7 @@ class HotStore:
             elif began:
                 outcomes = _run_batch(conn, self.dialect, works, commit=False)
                 if conn.in_transaction:  # not if a batch of one was rolled back
-                    await _on_thread(driver, partial(_commit, conn))
+                    await _on_thread(driver, partial(_commit, conn, checkpoint=catch_up))
             else:
                 outcomes = await _on_thread(driver, partial(_run_waiting, conn, self.dialect,
                                                             works))
@@ -658,6 +680,8 @@ class HotStore:
             if not isinstance(exc, Exception):
                 raise
             return
+        if checkpointer is not None:
+            checkpointer.committed(len(batch), caught_up=catch_up)
         for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
@@ -706,7 +730,9 @@ def _give_back(fairy: Any) -> None:
     cannot be set is marked to be replaced at its next checkout (closing it now would
     need a greenlet)."""
     try:
-        fairy.driver_connection._conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        conn = fairy.driver_connection._conn
+        conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default
     except sqlite3.Error:
         fairy.invalidate(soft=True)
     fairy.close()
@@ -756,15 +782,117 @@ def _run_batch(conn: sqlite3.Connection, dialect: Dialect, works: list[Work[Any]
         raise
 
 
-def _commit(conn: sqlite3.Connection) -> None:
+def _commit(conn: sqlite3.Connection, *, checkpoint: bool = False) -> None:
     """The batch's COMMIT (on the connection's thread); if it fails, everything is rolled
-    back and it raises."""
+    back and it raises. ``checkpoint``: then a checkpoint of the WAL on this connection
+    (:meth:`_Checkpointer.behind`), whose failure fails nothing: the batch is committed."""
     try:
         conn.commit()
     except BaseException:
         if conn.in_transaction:
             conn.rollback()
         raise
+    if checkpoint:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint after a commit failed: %s", exc)
+
+
+class _Checkpointer:
+    """SQLite's WAL checkpoints, on a connection and a thread of their own.
+
+    The write connection's automatic checkpoint is off while :class:`HotStore` holds it
+    (``PRAGMA wal_autocheckpoint=0``, restored by :func:`_give_back`). Instead, once
+    :attr:`EVERY` transactions have committed since the last one, a ``PASSIVE`` checkpoint
+    runs here: it copies the WAL's pages into the database file and syncs it while the
+    writes go on (in WAL mode a checkpoint takes no lock a writer needs), and it releases
+    the GIL while SQLite works, so neither the event loop nor the next write waits for it.
+
+    A checkpoint that runs beside writes cannot always copy *every* page: the WAL starts
+    over from its beginning only when one has copied all of it before the next write
+    begins. Under a steady stream of writes that may not happen, and the WAL would grow;
+    so each checkpoint reports the WAL's length, and past :attr:`LIMIT` pages the next
+    write batch checkpoints on its own connection before any other write begins
+    (:meth:`behind`): SQLite's own behaviour, for that batch only. A checkpoint that fails
+    counts as one that found the WAL past the limit."""
+
+    #: Transactions committed between checkpoints: an unbatched transaction appends about
+    #: 10 pages, so about SQLite's own automatic checkpoint (1,000 pages); in a large batch
+    #: they share pages, and a checkpoint comes sooner than needed, off the write path.
+    EVERY = 100
+    #: WAL pages (4 KiB each by default) past which the write path checkpoints itself.
+    LIMIT = 8_000
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        #: Checkpoints run here, and the WAL's length (pages) the last one found.
+        self.checkpoints = 0
+        self.wal_pages = 0
+        #: Batches that checkpointed on the write connection (:meth:`behind`).
+        self.caught_up = 0
+        self._pending = 0
+        self._running: asyncio.Future[int] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def behind(self) -> bool:
+        """Should the next batch checkpoint on the write connection? (The WAL is past
+        :attr:`LIMIT` and no checkpoint is running here, which would hold it off.)"""
+        return self.wal_pages > self.LIMIT and self._running is None
+
+    def committed(self, transactions: int, *, caught_up: bool = False) -> None:
+        """A write batch has committed (on the event loop's thread)."""
+        if caught_up:
+            self.caught_up += 1
+            self.wal_pages = 0  # the next checkpoint here measures it again
+        self._pending += transactions
+        if self._pending < self.EVERY or self._running is not None:
+            return
+        self._pending = 0
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="minigate-checkpoint")
+        running = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
+        self._running = running
+        running.add_done_callback(self._done)
+
+    def _checkpoint(self) -> int:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.path, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.execute("PRAGMA busy_timeout=0")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        _busy, pages, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(pages)
+
+    def _done(self, running: asyncio.Future[int]) -> None:
+        self._running = None
+        if running.cancelled():
+            return
+        exc = running.exception()
+        if exc is not None:
+            log.warning("WAL checkpoint failed: %s", exc)
+            self.wal_pages = self.LIMIT + 1
+            return
+        self.checkpoints += 1
+        self.wal_pages = running.result()
+
+    async def idle(self) -> None:
+        """Until no checkpoint is running here."""
+        running = self._running
+        if running is not None:
+            await asyncio.wait([running])
+
+    def close(self) -> None:
+        """Wait for a running checkpoint and close the connection; a later commit opens
+        them again (as :meth:`HotStore.close` allows)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        self._running = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 def _run_one(conn: sqlite3.Connection, dialect: Dialect, work: Work[Any],
