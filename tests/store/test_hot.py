@@ -416,7 +416,7 @@ def _wal_pages(url: str) -> int:
 async def test_sqlite_checkpoints_run_beside_the_writes_and_keep_the_wal_short(
         sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """While the store holds the write connection its automatic checkpoint is off; every
-    ``EVERY`` transactions a checkpoint runs on the checkpointer's own thread. A
+    ``EVERY`` write batches a checkpoint runs on the checkpointer's own thread. A
     checkpoint that ends before the next write lets the WAL start over; under a burst of
     writes that never leaves it the time, the WAL still stays near ``LIMIT`` pages (a
     write batch checkpoints when it is past it). Given back, the connection checkpoints
@@ -459,6 +459,31 @@ async def test_sqlite_checkpoints_run_beside_the_writes_and_keep_the_wal_short(
         async with session_factory(engine)() as session:  # the store gives it back
             assert (await session.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 1000
             assert await session.scalar(select(func.count()).select_from(Order)) == 1500
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_checkpoints_count_write_batches_and_their_transactions(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint comes after ``EVERY`` write batches or ``EVERY_TRANSACTIONS``
+    transactions, whichever is first: 20 lone transactions are neither, one batch of 30
+    is the second."""
+    monkeypatch.setattr(hot._Checkpointer, "EVERY", 1000)
+    monkeypatch.setattr(hot._Checkpointer, "EVERY_TRANSACTIONS", 45)
+    engine = make_engine(sqlite_url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    try:
+        for n in range(20):
+            await store.transaction(hot.insert(_order(n)))
+        await checkpointer.idle()
+        assert checkpointer.checkpoints == 0
+        await asyncio.gather(*(store.transaction(hot.insert(_order(n)))
+                               for n in range(20, 50)))
+        await checkpointer.idle()
+        assert checkpointer.checkpoints == 1 and checkpointer.wal_pages > 0
     finally:
         await engine.dispose()
 

@@ -804,7 +804,8 @@ class _Checkpointer:
 
     The write connection's automatic checkpoint is off while :class:`HotStore` holds it
     (``PRAGMA wal_autocheckpoint=0``, restored by :func:`_give_back`). Instead, once
-    :attr:`EVERY` transactions have committed since the last one, a ``PASSIVE`` checkpoint
+    :attr:`EVERY` write batches (or :attr:`EVERY_TRANSACTIONS` transactions) have
+    committed since the last one, a ``PASSIVE`` checkpoint
     runs here: it copies the WAL's pages into the database file and syncs it while the
     writes go on (in WAL mode a checkpoint takes no lock a writer needs), and it releases
     the GIL while SQLite works, so neither the event loop nor the next write waits for it.
@@ -817,10 +818,15 @@ class _Checkpointer:
     (:meth:`behind`): SQLite's own behaviour, for that batch only. A checkpoint that fails
     counts as one that found the WAL past the limit."""
 
-    #: Transactions committed between checkpoints: an unbatched transaction appends about
-    #: 10 pages, so about SQLite's own automatic checkpoint (1,000 pages); in a large batch
-    #: they share pages, and a checkpoint comes sooner than needed, off the write path.
+    #: Write batches committed between checkpoints: a lone transaction appends about 10
+    #: pages, so about SQLite's own automatic checkpoint (every 1,000 pages) at low load;
+    #: the transactions of a batch share its pages, so a batch appends more, but not in
+    #: proportion. Counting transactions instead made checkpoints several times more
+    #: frequent than needed at saturation, at a measurable CPU cost (round 16).
     EVERY = 100
+    #: ...or transactions, whichever comes first (large batches of notifications, about 4
+    #: pages each: well before :attr:`LIMIT`).
+    EVERY_TRANSACTIONS = 1_000
     #: WAL pages (4 KiB each by default) past which the write path checkpoints itself.
     LIMIT = 8_000
 
@@ -831,7 +837,7 @@ class _Checkpointer:
         self.wal_pages = 0
         #: Batches that checkpointed on the write connection (:meth:`behind`).
         self.caught_up = 0
-        self._pending = 0
+        self._batches = self._transactions = 0
         self._running: asyncio.Future[int] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -846,10 +852,12 @@ class _Checkpointer:
         if caught_up:
             self.caught_up += 1
             self.wal_pages = 0  # the next checkpoint here measures it again
-        self._pending += transactions
-        if self._pending < self.EVERY or self._running is not None:
+        self._batches += 1
+        self._transactions += transactions
+        if self._running is not None or (self._batches < self.EVERY
+                                         and self._transactions < self.EVERY_TRANSACTIONS):
             return
-        self._pending = 0
+        self._batches = self._transactions = 0
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="minigate-checkpoint")
         running = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
