@@ -413,6 +413,19 @@ def _wal_pages(url: str) -> int:
     return int(pages)
 
 
+async def _checkpointing(url: str, monkeypatch: pytest.MonkeyPatch, **knobs: int
+                        ) -> tuple[AsyncEngine, hot.HotStore, hot._Checkpointer]:
+    """A migrated SQLite engine, its store and the store's checkpointer, with
+    :class:`hot._Checkpointer`'s knobs (``EVERY``, ``LIMIT``…) set for the test."""
+    for name, value in knobs.items():
+        monkeypatch.setattr(hot._Checkpointer, name, value)
+    engine = make_engine(url)
+    await migrate(engine)
+    store = hot.hot_store(engine)
+    assert store._checkpointer is not None
+    return engine, store, store._checkpointer
+
+
 async def test_sqlite_checkpoints_run_beside_the_writes_and_keep_the_wal_short(
         sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """While the store holds the write connection its automatic checkpoint is off; every
@@ -421,13 +434,8 @@ async def test_sqlite_checkpoints_run_beside_the_writes_and_keep_the_wal_short(
     writes that never leaves it the time, the WAL still stays near ``LIMIT`` pages (a
     write batch checkpoints when it is past it). Given back, the connection checkpoints
     by itself again."""
-    monkeypatch.setattr(hot._Checkpointer, "EVERY", 20)
-    monkeypatch.setattr(hot._Checkpointer, "LIMIT", 300)
-    engine = make_engine(sqlite_url)
-    await migrate(engine)
-    store = hot.hot_store(engine)
-    checkpointer = store._checkpointer
-    assert checkpointer is not None
+    engine, store, checkpointer = await _checkpointing(sqlite_url, monkeypatch, EVERY=20,
+                                                       LIMIT=300)
     threads: list[str] = []
     lengths: list[int] = []
     checkpoint = hot._Checkpointer._checkpoint
@@ -468,13 +476,8 @@ async def test_sqlite_checkpoints_count_write_batches_and_their_transactions(
     """A checkpoint comes after ``EVERY`` write batches or ``EVERY_TRANSACTIONS``
     transactions, whichever is first: 20 lone transactions are neither, one batch of 30
     is the second."""
-    monkeypatch.setattr(hot._Checkpointer, "EVERY", 1000)
-    monkeypatch.setattr(hot._Checkpointer, "EVERY_TRANSACTIONS", 45)
-    engine = make_engine(sqlite_url)
-    await migrate(engine)
-    store = hot.hot_store(engine)
-    checkpointer = store._checkpointer
-    assert checkpointer is not None
+    engine, store, checkpointer = await _checkpointing(sqlite_url, monkeypatch, EVERY=1000,
+                                                       EVERY_TRANSACTIONS=45)
     try:
         for n in range(20):
             await store.transaction(hot.insert(_order(n)))
