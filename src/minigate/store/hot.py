@@ -644,8 +644,8 @@ class HotStore:
         thread; the checkpoints now run on a connection and thread of their own
         (:class:`_Checkpointer`), beside the writes, so a lone transaction's ``COMMIT``
         costs less on the loop than the hand-off would (round 16 of issue 16,
-        ``docs/performance.md``). A large batch's ``COMMIT`` still goes to the thread,
-        where its file writes overlap the loop's work. Should the checkpoints fall behind
+        ``docs/performance.md``). The ``COMMIT`` of a batch of several still goes to the
+        thread, where its file writes overlap the loop's work. Should the checkpoints fall behind
         (the WAL past :attr:`_Checkpointer.LIMIT` pages), one batch commits on the thread
         and checkpoints there before the next batch begins, as SQLite itself would.
 
@@ -805,10 +805,10 @@ class _Checkpointer:
     The write connection's automatic checkpoint is off while :class:`HotStore` holds it
     (``PRAGMA wal_autocheckpoint=0``, restored by :func:`_give_back`). Instead, once
     :attr:`EVERY` write batches (or :attr:`EVERY_TRANSACTIONS` transactions) have
-    committed since the last one, a ``PASSIVE`` checkpoint
-    runs here: it copies the WAL's pages into the database file and syncs it while the
-    writes go on (in WAL mode a checkpoint takes no lock a writer needs), and it releases
-    the GIL while SQLite works, so neither the event loop nor the next write waits for it.
+    committed since the last one, a ``PASSIVE`` checkpoint runs here: it copies the WAL's
+    pages into the database file and syncs it while the writes go on (in WAL mode a
+    checkpoint takes no lock a writer needs), and it releases the GIL while SQLite works,
+    so neither the event loop nor the next write waits for it.
 
     A checkpoint that runs beside writes cannot always copy *every* page: the WAL starts
     over from its beginning only when one has copied all of it before the next write
