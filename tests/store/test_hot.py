@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -413,6 +414,17 @@ def _wal_pages(url: str) -> int:
     return int(pages)
 
 
+def _checkpoint_metrics() -> dict[str, float]:
+    """The checkpoint series on /metrics (this process's registry)."""
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return {"beside": value("minigate_sqlite_checkpoints_total", where="beside"),
+            "write_path": value("minigate_sqlite_checkpoints_total", where="write_path"),
+            "failed": value("minigate_sqlite_checkpoint_failures_total"),
+            "wal_pages": value("minigate_sqlite_wal_pages")}
+
+
 async def _checkpointing(url: str, monkeypatch: pytest.MonkeyPatch, **knobs: int
                         ) -> tuple[AsyncEngine, hot.HotStore, hot._Checkpointer]:
     """A migrated SQLite engine, its store and the store's checkpointer, with
@@ -446,6 +458,7 @@ async def test_sqlite_checkpoints_run_beside_the_writes_and_keep_the_wal_short(
         return lengths[-1]
 
     monkeypatch.setattr(hot._Checkpointer, "_checkpoint", spy)
+    before = _checkpoint_metrics()
     try:
         await store.transaction(hot.insert(_order(0)))
         conn = store._held.driver_connection._conn
@@ -469,6 +482,11 @@ async def test_sqlite_checkpoints_run_beside_the_writes_and_keep_the_wal_short(
         restarts = sum(1 for a, b in zip(lengths, lengths[1:], strict=False) if b < a)
         assert restarts >= 5 and checkpointer.caught_up >= 3, lengths
         assert max(lengths) < 2_500, lengths
+        # operators see the same on /metrics
+        after = _checkpoint_metrics()
+        assert after["beside"] - before["beside"] == checkpointer.checkpoints
+        assert after["write_path"] - before["write_path"] == checkpointer.caught_up
+        assert after["wal_pages"] == lengths[-1]  # the last checkpoint beside the writes
         async with session_factory(engine)() as session:  # the store gives it back
             assert (await session.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 1000
             assert await session.scalar(select(func.count()).select_from(Order)) == 1500
@@ -510,6 +528,7 @@ async def test_sqlite_a_checkpointer_that_falls_behind_hands_the_checkpoint_to_a
     await migrate(engine)
     store = hot.hot_store(engine)
     assert store._checkpointer is not None
+    before = _checkpoint_metrics()
     seen: list[tuple[str, int]] = []
     loop_thread = threading.get_ident()
     try:
@@ -524,6 +543,9 @@ async def test_sqlite_a_checkpointer_that_falls_behind_hands_the_checkpoint_to_a
         await store.transaction(hot.insert(_order(5)))
         assert [s for s, t in seen if t != loop_thread] == ["COMMIT", "PRAGMA WAL_CHECKPOINT"]
         assert store._checkpointer.caught_up == 1 and not store._checkpointer.behind()
+        after = _checkpoint_metrics()
+        assert (after["failed"] - before["failed"], after["write_path"] - before["write_path"],
+                after["beside"] - before["beside"]) == (1, 1, 0)
         seen.clear()
         await store.transaction(hot.insert(_order(6)))  # back to the loop; the WAL restarts
         assert {t for _, t in seen} == {loop_thread}

@@ -73,6 +73,19 @@ JOB_LAST_PASS = Gauge(
 DATABASE_UNAVAILABLE = Counter(
     "minigate_database_unavailable",
     "Requests, notifications and job passes that met an unavailable database.", ["where"])
+SQLITE_CHECKPOINTS = Counter(
+    "minigate_sqlite_checkpoints",
+    "SQLite WAL checkpoints by where they ran: 'beside' the writes (their own connection "
+    "and thread) or on the 'write_path' (a write batch caught up with a WAL past the "
+    "limit).", ["where"])
+SQLITE_CHECKPOINT_FAILURES = Counter(
+    "minigate_sqlite_checkpoint_failures",
+    "SQLite WAL checkpoints beside the writes that failed (the next write batch "
+    "checkpoints instead).")
+SQLITE_WAL_PAGES = Gauge(
+    "minigate_sqlite_wal_pages",
+    "Pages in the SQLite WAL when the last checkpoint beside the writes ran (max over "
+    "live processes).", multiprocess_mode="livemax")
 #: From a millisecond (a loop never runs a timer exactly on time) to seconds.
 LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 EVENT_LOOP_LAG = Histogram(
@@ -295,6 +308,7 @@ def metric_names() -> Iterator[str]:
         NOTIFICATIONS, NOTIFICATION_REJECTIONS, NOTIFICATION_SECONDS, PROVIDER_CALLS,
         PROVIDER_CALL_SECONDS, ORDER_TRANSITIONS, REFUNDS, WEBHOOK_DELIVERIES, JOB_PASSES,
         JOB_PASS_FAILURES, JOB_ERRORS, JOB_LAST_PASS, DATABASE_UNAVAILABLE, EVENT_LOOP_LAG,
+        SQLITE_CHECKPOINTS, SQLITE_CHECKPOINT_FAILURES, SQLITE_WAL_PAGES,
         SnapshotCollector(Snapshot(info={"version": "", "mode": ""}))]
     for collector in counted:
         for family in collector.collect():

@@ -67,6 +67,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.util import greenlet_spawn
 
 from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus
+from minigate.observability import metrics
 from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS, SqlitePool
 from minigate.store.models import Event, IdempotencyRecord, Notification, Order, Payment
 
@@ -852,6 +853,7 @@ class _Checkpointer:
         if caught_up:
             self.caught_up += 1
             self.wal_pages = 0  # the next checkpoint here measures it again
+            metrics.SQLITE_CHECKPOINTS.labels("write_path").inc()
         self._batches += 1
         self._transactions += transactions
         if self._running is not None or (self._batches < self.EVERY
@@ -881,9 +883,12 @@ class _Checkpointer:
         if exc is not None:
             log.warning("WAL checkpoint failed: %s", exc)
             self.wal_pages = self.LIMIT + 1
+            metrics.SQLITE_CHECKPOINT_FAILURES.inc()
             return
         self.checkpoints += 1
         self.wal_pages = running.result()
+        metrics.SQLITE_CHECKPOINTS.labels("beside").inc()
+        metrics.SQLITE_WAL_PAGES.set(self.wal_pages)
 
     async def idle(self) -> None:
         """Until no checkpoint is running here."""
