@@ -355,6 +355,8 @@ class Bench:
 
         gcs_before = [s.full_collections() for s in servers]  # outside the measured window
         holds_before = [s.loop_holds() for s in servers]
+        sqlite = meta["db"] == "sqlite"
+        checkpoints_before = [s.sqlite_checkpoints() for s in servers] if sqlite else []
         proc, q = self.launch(spec)
         raw = self.collect(name, spec, proc, q, started)
         assert start, f"{name}: the load generator never reported its start"
@@ -370,8 +372,13 @@ class Bench:
         row |= self.flush.since(start["mono"])
         # Times the servers' event loops were held over 25 and 100 ms: a p99 that jumps
         # with none of these points outside the server processes.
-        holds = _holds_during(holds_before, [s.loop_holds() for s in servers])
+        holds = _pairs_during(holds_before, [s.loop_holds() for s in servers])
         row["loop_holds_25ms"], row["loop_holds_100ms"] = holds if holds else (None, None)
+        if sqlite:  # minigate's WAL checkpoints: beside the writes, and on the write path
+            checkpoints = _pairs_during(checkpoints_before,
+                                        [s.sqlite_checkpoints() for s in servers])
+            row["sqlite_checkpoints"], row["sqlite_checkpoints_write_path"] = (
+                checkpoints if checkpoints else (None, None))
         # Time the machine's CPUs were running other guests (a shared host) during the
         # phase, as a percentage of the phase's CPU capacity: a phase measured while the
         # host was busy is slower for reasons that are not in this code.
@@ -408,6 +415,9 @@ class Bench:
             + (f"  wal {row['wal_kb_per_op']} KB/op  checkpoints {row['checkpoints']} "
                f"({row['checkpoint_buffers']} buffers, sync {row['checkpoint_sync_ms']} ms)"
                if row.get("checkpoints") is not None else "")
+            + (f"  checkpoints {row['sqlite_checkpoints']} beside, "
+               f"{row['sqlite_checkpoints_write_path']} on the write path"
+               if row.get("sqlite_checkpoints") is not None else "")
             + "\n")
         for sample in row["error_samples"][:2]:
             sys.stderr.write(f"      error: {sample}\n")
@@ -766,10 +776,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _holds_during(before: list[tuple[int, int] | None], after: list[tuple[int, int] | None]
+def _pairs_during(before: list[tuple[int, int] | None], after: list[tuple[int, int] | None]
                   ) -> tuple[int, int] | None:
-    """The servers' event-loop holds (over 25 ms, over 100 ms) during a phase, or None if
-    any server cannot say: :func:`_difference` of each count."""
+    """The growth of a pair of per-server counts during a phase (event-loop holds over 25
+    and over 100 ms, say), or None if any server cannot say: :func:`_difference` of each."""
     over_25, over_100 = (_difference([None if h is None else h[i] for h in before],
                                      [None if h is None else h[i] for h in after])
                          for i in (0, 1))

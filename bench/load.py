@@ -208,14 +208,15 @@ class Runner:
 
 async def _run(spec: Spec, progress: Any) -> dict[str, Any]:
     client = RawClient(max_per_host=max(64, spec.concurrency * 2))
+    # The load generator's own event-loop holds: latency is counted from each request's
+    # scheduled start, so a pause here shows as latency of whichever server is measured.
+    lags: list[float] = []
+    lag = LoopLag(lambda late: lags.append(late) if late > 0.025 else None)
+    ticker: asyncio.Task[None] | None = None
     try:
         runner = Runner(spec, PROVIDERS[spec.provider], client, progress)
         runner.prepare()  # before "started": neither timed nor counted in the phase's CPU
         ticker = asyncio.create_task(runner.report_progress())
-        # The load generator's own event-loop holds: latency is counted from each request's
-        # scheduled start, so a pause here shows as latency of whichever server is measured.
-        lags: list[float] = []
-        lag = LoopLag(lambda late: lags.append(late) if late > 0.025 else None)
         lag.start()
         progress.put(("started",))
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -223,9 +224,10 @@ async def _run(spec: Spec, progress: Any) -> dict[str, Any]:
         await (runner.closed() if spec.mode == "closed" else runner.open())
         elapsed = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    finally:  # a failed phase stops them too (the error is reported by worker_main)
         await lag.stop()
-        ticker.cancel()
-    finally:
+        if ticker is not None:
+            ticker.cancel()
         await client.aclose()
     client_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return {"latencies": runner.latencies, "errors": runner.errors, "dropped": runner.dropped,

@@ -63,7 +63,8 @@ def normalise(result: dict[str, Any]) -> dict[str, Any]:
 def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
     out = ["| suite | db | server | op | mode | offered/s | ops/s | p50 ms | p95 ms | "
            "p99 ms | errors | server CPU ms/op | DB CPU ms/op | WAL KB/op | "
-           "checkpoints ended, buffers, sync ms | server CPU % | client CPU % | "
+           "checkpoints (PostgreSQL: ended, buffers, sync ms; SQLite: beside / write path) | "
+           "server CPU % | client CPU % | "
            "RSS MB | full GCs | loop holds > 25 / 100 ms | load generator holds > 25 / 100 ms "
            "(longest ms) | disk flushes > 25 ms (longest ms) | steal % |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -117,8 +118,11 @@ def _flushes(phase: dict[str, Any]) -> str:
 
 def _checkpoints(phase: dict[str, Any]) -> str:
     """PostgreSQL's checkpoints during a phase: how many ended, the buffers the checkpointer
-    wrote, its ``fsync`` milliseconds (``–`` on SQLite, or in a run from before they were
-    recorded)."""
+    wrote, its ``fsync`` milliseconds. On SQLite, minigate's WAL checkpoints: how many ran
+    beside the writes and how many on the write path (a write batch caught up with a long
+    WAL). ``–`` for SQLite's baseline, or in a run from before they were recorded."""
+    if phase.get("sqlite_checkpoints") is not None:
+        return f"{phase['sqlite_checkpoints']} / {phase['sqlite_checkpoints_write_path']}"
     if phase.get("checkpoints") is None:
         return "–"
     return (f"{phase['checkpoints']}, {phase['checkpoint_buffers']:,}, "

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Table
 
 if TYPE_CHECKING:
@@ -247,6 +248,18 @@ class Server:
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
         return loop_holds(r.text) if r.status_code == 200 else None
+
+    def sqlite_checkpoints(self) -> tuple[int, int] | None:
+        """minigate's SQLite WAL checkpoints so far: (beside the writes, on the write path),
+        from ``minigate_sqlite_checkpoints_total``; None for the baseline, a worker, or
+        where ``/metrics`` cannot say (as :meth:`full_collections`)."""
+        if self.kind != "minigate":
+            return None
+        try:
+            r = httpx.get(f"{self.base}/metrics", timeout=5)
+        except httpx.HTTPError:
+            return None
+        return sqlite_checkpoints(r.text) if r.status_code == 200 else None
 
     def start(self, timeout: float = 30.0) -> None:
         env = os.environ | {
@@ -565,28 +578,40 @@ def activity_since(before: dict[str, float], after: dict[str, float], ops: int
             "checkpoint_sync_ms": round(grew("checkpoint_sync_ms"), 1)}
 
 
+def _samples(metrics: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a Prometheus text exposition, by name and labels (prometheus_client's
+    own parser)."""
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples}
+
+
 def loop_holds(metrics: str) -> tuple[int, int] | None:
     """Observations of ``minigate_event_loop_lag_seconds`` above 25 ms and above 100 ms in
     a Prometheus text exposition (the count minus the bucket at that bound), or None if it
     is not there."""
-    count: float | None = None
-    buckets: dict[str, float] = {}
-    prefix = "minigate_event_loop_lag_seconds"
-    for line in metrics.splitlines():
-        if line.startswith(prefix + "_count"):
-            count = float(line.rsplit(" ", 1)[1])
-        elif line.startswith(prefix + '_bucket{le="'):
-            bound = line[len(prefix) + 12:].split('"', 1)[0]
-            buckets[bound] = float(line.rsplit(" ", 1)[1])
-    if count is None or "0.025" not in buckets or "0.1" not in buckets:
+    found = _samples(metrics)
+    name = "minigate_event_loop_lag_seconds"
+    count = found.get((name + "_count", frozenset()))
+    over = [found.get((name + "_bucket", frozenset({("le", bound)}))) for bound in ("0.025", "0.1")]
+    if count is None or over[0] is None or over[1] is None:
         return None
-    return int(count - buckets["0.025"]), int(count - buckets["0.1"])
+    return int(count - over[0]), int(count - over[1])
+
+
+def sqlite_checkpoints(metrics: str) -> tuple[int, int]:
+    """``minigate_sqlite_checkpoints_total`` by where (beside the writes, on the write
+    path) in a Prometheus text exposition; 0 where a series is not there yet."""
+    found = _samples(metrics)
+    beside, write_path = (found.get(("minigate_sqlite_checkpoints_total",
+                                     frozenset({("where", where)})), 0.0)
+                          for where in ("beside", "write_path"))
+    return int(beside), int(write_path)
 
 
 def full_collections(metrics: str) -> int | None:
     """Generation 2's count in a Prometheus text exposition (prometheus_client's
     ``python_gc_collections_total``), or None if it is not there."""
-    for line in metrics.splitlines():
-        if line.startswith('python_gc_collections_total{generation="2"}'):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return None
+    value = _samples(metrics).get(("python_gc_collections_total",
+                                   frozenset({("generation", "2")})))
+    return None if value is None else int(value)

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
-from bench.cli import _holds_during
+from bench.cli import _pairs_during
 from bench.load import Runner, Spec, _run
 from bench.providers import PROVIDERS
 from bench.rawhttp import RawClient
-from bench.servers import Server, full_collections, loop_holds
-from minigate.observability.metrics import EVENT_LOOP_LAG
+from bench.servers import Server, full_collections, loop_holds, sqlite_checkpoints
+from minigate.observability.metrics import EVENT_LOOP_LAG, SQLITE_CHECKPOINTS
 
 
 @pytest.fixture
@@ -89,8 +89,20 @@ def test_both_servers_report_their_event_loop_holds(baseline: tuple[Server, Path
     after = loop_holds(generate_latest(REGISTRY).decode())
     assert after == (before[0] + 2, before[1] + 1)
     assert loop_holds("python_gc_collections_total{generation=\"1\"} 4.0\n") is None
-    assert _holds_during([(5, 1), (2, 0)], [(9, 2), (2, 0)]) == (4, 1)
-    assert _holds_during([(5, 1), None], [(9, 2), (2, 0)]) is None
+    assert _pairs_during([(5, 1), (2, 0)], [(9, 2), (2, 0)]) == (4, 1)
+    assert _pairs_during([(5, 1), None], [(9, 2), (2, 0)]) is None
+
+
+def test_the_bench_reads_minigates_sqlite_checkpoints(tmp_path: Path) -> None:
+    """By where they ran, from ``minigate_sqlite_checkpoints_total`` (0 before the first);
+    the baseline cannot say."""
+    before = sqlite_checkpoints(generate_latest(REGISTRY).decode())
+    SQLITE_CHECKPOINTS.labels("beside").inc(3)
+    SQLITE_CHECKPOINTS.labels("write_path").inc()
+    after = sqlite_checkpoints(generate_latest(REGISTRY).decode())
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 1)
+    assert sqlite_checkpoints("python_gc_collections_total{generation=\"1\"} 4.0\n") == (0, 0)
+    assert Server("baseline", "", tmp_path).sqlite_checkpoints() is None
 
 
 @pytest.mark.parametrize("create", [False, True])
