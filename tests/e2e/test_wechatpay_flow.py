@@ -8,9 +8,10 @@ import json
 
 import pytest
 
+from minigate.clock import FrozenClock
 from minigate.providers.wechatpay import v3sign
 from minigate.providers.wechatpay.xml import parse_xml
-from tests.support import Harness
+from tests.support import Harness, harness_settings, start_harness
 
 PROVIDERS = ["wechatpay", "wechatpay-v2"]
 
@@ -66,19 +67,34 @@ async def test_order_pay_notify_partial_refund(gateway: Harness, provider: str) 
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_close_too_early_then_allowed(gateway: Harness, provider: str) -> None:
-    order = await gateway.create_order(provider=provider, currency="CNY", amount="10.00")
-    pay = await gateway.pay(order)
-    r = await gateway.api.post(f"/v1/orders/{order['id']}/close", headers=gateway.merchant())
-    assert r.status_code == 409 and r.json()["error"]["code"] == "close_too_early"
-    assert (await gateway.get_order(order["id"]))["status"] == "pending"
-    await asyncio.sleep(gateway.ctx.provider(provider).min_close_age)
-    r = await gateway.api.post(f"/v1/orders/{order['id']}/close", headers=gateway.merchant())
-    assert r.status_code == 200, r.text
-    assert r.json()["status"] == "closed"
-    prepay = gateway.world.wechat.prepays[pay["wechat"]["package"].removeprefix("prepay_id=")]
-    assert prepay.status == "CLOSED"
-    assert (await gateway.shopper_pays(pay))["errMsg"] == "requestPayment:fail order closed"
+async def test_close_too_early_then_allowed(database_url: str, provider: str) -> None:
+    """WeChat Pay refuses to close an order in its first minutes, so minigate refuses
+    first (nothing sent), up to the last second of that age, and closes from then on. The
+    clock is the test's: on a loaded machine the sandbox's compressed age (1 s) could pass
+    between two requests."""
+    clock = FrozenClock()
+    gateway = await start_harness(harness_settings(database_url), clock=clock)
+    try:
+        order = await gateway.create_order(provider=provider, currency="CNY", amount="10.00")
+        pay = await gateway.pay(order)
+        age = gateway.ctx.provider(provider).min_close_age
+        for elapsed in (0, age - 0.5):
+            clock.advance(elapsed)
+            r = await gateway.api.post(f"/v1/orders/{order['id']}/close",
+                                       headers=gateway.merchant())
+            assert r.status_code == 409 and r.json()["error"]["code"] == "close_too_early"
+            assert (await gateway.get_order(order["id"]))["status"] == "pending"
+        prepay = gateway.world.wechat.prepays[pay["wechat"]["package"].removeprefix("prepay_id=")]
+        assert prepay.status != "CLOSED"
+        clock.advance(0.5)
+        r = await gateway.api.post(f"/v1/orders/{order['id']}/close", headers=gateway.merchant())
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "closed"
+        assert prepay.status == "CLOSED"
+        assert (await gateway.shopper_pays(pay))["errMsg"] == "requestPayment:fail order closed"
+    finally:
+        await gateway.api.aclose()
+        await gateway.runtime.stop()
 
 
 async def test_v3_signtest_probe_and_duplicates(sqlite_gateway: Harness) -> None:
