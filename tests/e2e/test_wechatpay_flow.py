@@ -69,7 +69,7 @@ async def test_order_pay_notify_partial_refund(gateway: Harness, provider: str) 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_close_too_early_then_allowed(database_url: str, provider: str) -> None:
     """WeChat Pay refuses to close an order in its first minutes, so minigate refuses
-    first (nothing sent), up to the last second of that age, and closes from then on. The
+    first (nothing sent), up to the last half second of that age, and closes from then on. The
     clock is the test's: on a loaded machine the sandbox's compressed age (1 s) could pass
     between two requests."""
     clock = FrozenClock()
