@@ -43,6 +43,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from bench import report, soak, wxkeys
+from bench import speed as core_speed
 from bench.load import Spec, worker_main
 from bench.providers import PROVIDERS, ProviderBench, parse_providers
 from bench.servers import (
@@ -286,6 +287,11 @@ class Bench:
         self.monitor = Monitor()
         # the disk's flush time, sampled for the whole run (a commit waits for a flush)
         self.flush = FlushProbe(self.tmp)
+        # the core suite's measured server runs its event loop on one core, whose speed a
+        # probe records for every phase (bench/speed.py: the VM's cores change speed)
+        self.core_cpu = core_speed.server_cpu()
+        self.speed = (core_speed.CoreSpeed(self.core_cpu, self.tmp)
+                      if self.core_cpu is not None and "core" in args.suites else None)
         self.phases: list[dict[str, Any]] = []
         self.verification: list[str] = []
         self.notes: list[str] = []
@@ -360,6 +366,7 @@ class Bench:
         proc, q = self.launch(spec)
         raw = self.collect(name, spec, proc, q, started)
         assert start, f"{name}: the load generator never reported its start"
+        ended = time.monotonic()
         row = self.row(meta, spec, servers, raw, self.monitor.cpu(labels) - start["cpu"])
         # The database server's CPU in the same window (PostgreSQL only: SQLite's work is
         # inside the server process, and so already in its CPU).
@@ -370,6 +377,10 @@ class Bench:
             row |= activity_since(activity_before, _activity(), row["ok"])
         row["full_gcs"] = _difference(gcs_before, [s.full_collections() for s in servers])
         row |= self.flush.since(start["mono"])
+        if spec.cpus and self.speed is not None:
+            # the measured core's speed: the probe unit's mean CPU ms (bench/speed.py)
+            row["core_cpu"] = self.speed.cpu
+            row["core_speed_ms"] = self.speed.mean_ms(start["mono"], ended)
         # Times the servers' event loops were held over 25 and 100 ms: a p99 that jumps
         # with none of these points outside the server processes.
         holds = _pairs_during(holds_before, [s.loop_holds() for s in servers])
@@ -546,6 +557,10 @@ class Bench:
             if op == "notification":
                 kw |= {"pool_start": cursor[step.target],
                        "pool_size": pools[step.target] - cursor[step.target]}
+            if self.core_cpu is not None:  # its threads started since: free again
+                for server in servers[step.target]:
+                    core_speed.pin_event_loop(server.pid, self.core_cpu)
+                kw["cpus"] = tuple(sorted(core_speed.other_cpus() or ()))
             name = profile_name(label, step)
             spy = self.profile(servers[step.target], name) if name else None
             row = self.phase(meta, self.spec(op, servers[step.target], p, **kw),
@@ -728,6 +743,8 @@ class Bench:
         finally:
             self.monitor.close()
             self.flush.close()
+            if self.speed is not None:
+                self.speed.close()
             self.keys_path.unlink(missing_ok=True)  # the logs stay, the keys go
         result = {
             "timestamp": self.stamp, "command": "python -m bench " + shlex.join(sys.argv[1:]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import resource
 import secrets
 import time
@@ -46,6 +47,9 @@ class Spec:
     #: the baseline's checkout also takes the merchant's create request (``POST
     #: /bare/orders``) first, as minigate's takes ``POST /v1/orders`` (``--baseline-create``)
     baseline_create: bool = False
+    #: the CPUs the load process may use (empty: any); the core suite keeps it off the
+    #: measured server's core (:mod:`bench.speed`)
+    cpus: tuple[int, ...] = ()
 
 
 class PoolExhausted(Exception):
@@ -240,6 +244,8 @@ async def _run(spec: Spec, progress: Any) -> dict[str, Any]:
 
 def worker_main(spec: Spec, progress: Any) -> None:
     """Entry point of the load process."""
+    if spec.cpus:
+        os.sched_setaffinity(0, set(spec.cpus))
     try:
         progress.put(("result", asyncio.run(_run(spec, progress))))
     except Exception as exc:  # the orchestrator reports it

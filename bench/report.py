@@ -66,8 +66,8 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
            "checkpoints (PostgreSQL: ended, buffers, sync ms; SQLite: beside / write path) | "
            "server CPU % | client CPU % | "
            "RSS MB | full GCs | loop holds > 25 / 100 ms | load generator holds > 25 / 100 ms "
-           "(longest ms) | disk flushes > 25 ms (longest ms) | steal % |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "(longest ms) | disk flushes > 25 ms (longest ms) | steal % | core speed (probe ms) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in phases:
         offered = "closed" if p["mode"] == "closed" else _fmt(p["rate"])
         suite = p["suite"]
@@ -87,7 +87,7 @@ def _phase_table(phases: list[dict[str, Any]]) -> list[str]:
             f"{_fmt(p['server_cpu_pct'])} | "
             f"{_fmt(p['client_cpu_pct'])} | {_fmt(p['rss_mb'])} | "
             f"{_fmt(p.get('full_gcs'))} | {_holds(p)} | {_client_holds(p)} | {_flushes(p)} | "
-            f"{_fmt(p.get('steal_pct', '–'))} |")
+            f"{_fmt(p.get('steal_pct', '–'))} | {_fmt(p.get('core_speed_ms'))} |")
     return out
 
 
@@ -130,16 +130,24 @@ def _checkpoints(phase: dict[str, Any]) -> str:
 
 
 def _ratio_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Ratios: the median of the rounds' (each round's in brackets); ops/s and CPU: each
-    server's median."""
-    out = ["| db | op | minigate ops/s | baseline ops/s | ratio (rounds) | minigate CPU ms/op | "
+    """Ratios: the geometric mean of the rounds' (each round's in brackets), adjusted for
+    the core's speed where the run measured it, and raw; ops/s and CPU: each server's
+    median."""
+    out = ["| db | op | minigate ops/s | baseline ops/s | ratio (rounds) | raw ratio (rounds) "
+           "| core speed, minigate's phase ÷ the baseline's | minigate CPU ms/op | "
            "baseline CPU ms/op | minigate DB CPU ms/op | baseline DB CPU ms/op |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def each(values: list[float]) -> str:
+        return f" ({', '.join(f'{v:.2f}' for v in values)})" if len(values) > 1 else ""
+
     for r in rows:
-        rounds = r.get("rounds") or []
-        each = f" ({', '.join(f'{v:.2f}' for v in rounds)})" if len(rounds) > 1 else ""
+        raw = (f"{r['raw_ratio']:.2f}{each(r['raw_rounds'])}" if r.get("adjusted")
+               else "same")
+        factors = ", ".join(f"{f:.2f}" for f in r.get("speed_factors") or []) or "–"
         out.append(f"| {r['db']} | {r['op']} | {_fmt(r['minigate'])} | {_fmt(r['baseline'])} | "
-                   f"{r['ratio']:.2f}{each} | {_fmt(r['minigate_cpu_ms'])} | "
+                   f"{r['ratio']:.2f}{each(r.get('rounds') or [])} | {raw} | {factors} | "
+                   f"{_fmt(r['minigate_cpu_ms'])} | "
                    f"{_fmt(r['baseline_cpu_ms'])} | {_fmt(r.get('minigate_db_cpu_ms'))} | "
                    f"{_fmt(r.get('baseline_db_cpu_ms'))} |")
     return out
@@ -223,7 +231,12 @@ def markdown(result: dict[str, Any]) -> str:
            "GCs\" is how many full (generation-2) collections the server processes ran "
            "during the phase (– where a server cannot say). \"DB CPU\" is the CPU of the "
            "machine's PostgreSQL processes during a phase, per operation (– on SQLite, whose "
-           "work is in the server's own CPU).", "",
+           "work is in the server's own CPU). \"core speed\" (core suite) is how long a "
+           "fixed piece of Python took on the core the measured server's event loop was "
+           "pinned to, averaged over the phase (`bench/speed.py`): this machine's cores "
+           "change speed by up to 2× every few seconds, so each round's minigate ÷ "
+           "baseline ratio is adjusted for the two phases' core speeds, and the targets "
+           "judge the adjusted ratios; the raw ones are shown beside them.", "",
            f"Command: `{result['command']}`"]
     if result.get("baseline_create"):
         out += ["", "**Baseline with the create request** (`--baseline-create`): the "

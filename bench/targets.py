@@ -41,12 +41,27 @@ def _keys(phases: list[dict[str, Any]]) -> list[tuple[str, str]]:
                               if p["suite"] == "core"))
 
 
+def speed_factor(m: dict[str, Any], b: dict[str, Any]) -> float | None:
+    """How much slower the measured core ran in minigate's phase than in the baseline's:
+    the speed probe's unit time in the one ÷ in the other (``bench/speed.py``), or None
+    where a phase has no reading (a run from before round 18, a one-CPU machine)."""
+    ms, bs = m.get("core_speed_ms"), b.get("core_speed_ms")
+    return ms / bs if ms and bs else None
+
+
 def ratios(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """minigate ÷ baseline per provider, database and operation. With several rounds, the
     i-th saturation phase of each server makes the i-th pair (measured back to back); the
     ratio is the geometric mean of the pairs' ratios, and ``rounds`` lists them all (every
     measured phase follows the other server's: ``bench.cli.saturation_order``). The
-    throughputs and CPU figures shown are each server's median."""
+    throughputs and CPU figures shown are each server's median.
+
+    Where every pair has both phases' core speeds (:func:`speed_factor`), each round's
+    ratio is also given **adjusted** for them: throughput × the factor, CPU per operation
+    ÷ it (a server whose phase ran on a core twice as slow did half the work it would
+    have; the probe's check: ``bench/speed.py``). The verdicts take the adjusted ratios
+    (``ratio``/``cpu_ratio``); the raw ones stay beside them (``raw_ratio``, ``raw_rounds``,
+    ``raw_cpu_ratio``, ``raw_cpu_rounds``)."""
     out = []
     for provider, db in _keys(phases):
         for op in OPS:
@@ -55,10 +70,25 @@ def ratios(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
             pairs = [(m, b) for m, b in zip(ms, bs, strict=False) if b["throughput"]]
             if not pairs:
                 continue
-            rounds = [m["throughput"] / b["throughput"] for m, b in pairs]
-            cpu_rounds = [m["cpu_ms_per_op"] / b["cpu_ms_per_op"] for m, b in pairs
-                          if m["cpu_ms_per_op"] and b["cpu_ms_per_op"]]
-            out.append({"provider": provider, "db": db, "op": op,
+            raw_rounds = [m["throughput"] / b["throughput"] for m, b in pairs]
+            cpu_pairs = [(m, b) for m, b in pairs if m["cpu_ms_per_op"] and b["cpu_ms_per_op"]]
+            raw_cpu = [m["cpu_ms_per_op"] / b["cpu_ms_per_op"] for m, b in cpu_pairs]
+            factors = [speed_factor(m, b) for m, b in pairs]
+            adjusted = all(f is not None for f in factors)
+            if adjusted:
+                rounds = [r * f for r, f in zip(raw_rounds, factors, strict=True)
+                          if f is not None]
+                cpu_rounds = [r / f for r, (m, b) in zip(raw_cpu, cpu_pairs, strict=True)
+                              if (f := speed_factor(m, b)) is not None]
+            else:
+                rounds, cpu_rounds = raw_rounds, raw_cpu
+            out.append({"adjusted": adjusted,
+                        "speed_factors": [round(f, 3) for f in factors if f is not None],
+                        "raw_ratio": statistics.geometric_mean(raw_rounds),
+                        "raw_rounds": raw_rounds,
+                        "raw_cpu_ratio": statistics.geometric_mean(raw_cpu) if raw_cpu else None,
+                        "raw_cpu_rounds": raw_cpu,
+"provider": provider, "db": db, "op": op,
                         "minigate": statistics.median(m["throughput"] for m, _ in pairs),
                         "baseline": statistics.median(b["throughput"] for _, b in pairs),
                         "ratio": statistics.geometric_mean(rounds), "rounds": rounds,
@@ -136,10 +166,16 @@ def _ratio_rows(result: dict[str, Any], op: str, name: str, threshold: float, *,
             value = r.get("cpu_ratio") or r["minigate_cpu_ms"] / r["baseline_cpu_ms"]
             shown = _shown(value, r.get("cpu_rounds"),
                            f"{r['minigate_cpu_ms']:.2f} / {r['baseline_cpu_ms']:.2f} ms")
+            raw = r.get("raw_cpu_ratio")
         else:
             value = r["ratio"]
             shown = _shown(value, r.get("rounds"),
                            f"{r['minigate']:,.0f} / {r['baseline']:,.0f} ops/s")
+            raw = r.get("raw_ratio")
+        if r.get("adjusted") and raw is not None:
+            shown = (f"{shown}; adjusted for the core's speed (minigate's phase ÷ the "
+                     f"baseline's: {', '.join(f'{f:.2f}' for f in r['speed_factors'])}), "
+                     f"raw {raw:.2f}×")
         met = value >= threshold if at_least else value <= threshold
         rows.append(_row(name, f"{provider} {r['db']}", value, f"{sign} {threshold:.2f}×",
                          met, shown))

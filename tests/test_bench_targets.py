@@ -152,7 +152,7 @@ def test_the_phase_table_shows_each_phase_s_steal_time() -> None:
     result["phases"][0]["steal_pct"] = 12.5  # the others, as older results, have none
     md = report.markdown(report.normalise(result))
     rows = [line for line in md.splitlines() if line.startswith("| core |")]
-    assert rows[0].endswith("| 12.50 |")
+    assert rows[0].endswith("| 12.50 | – |")  # then the core speed: none here
     assert rows[1].endswith("| – |")
 
 
@@ -162,7 +162,7 @@ def test_the_phase_table_shows_each_phase_s_full_collections() -> None:
     result["phases"][1]["full_gcs"] = None  # a server that could not say
     md = report.markdown(report.normalise(result))
     rows = [line for line in md.splitlines() if line.startswith("| core |")]
-    assert rows[0].split(" | ")[-5:] == ["3", "–", "–", "–", "– |"]
+    assert rows[0].split(" | ")[-6:] == ["3", "–", "–", "–", "–", "– |"]
     assert rows[1].split(" | ")[-5] == "–" and rows[2].split(" | ")[-5] == "–"
     assert ("| full GCs | loop holds > 25 / 100 ms | load generator holds > 25 / 100 ms "
             "(longest ms) | disk flushes > 25 ms (longest ms) | steal % |") in md
@@ -196,7 +196,7 @@ def test_the_tables_show_the_database_s_cpu_per_operation() -> None:
     ratio = next(r for r in report.normalise(result)["ratios"]
                  if (r["provider"], r["db"], r["op"]) == ("latipay", "postgres", "checkout"))
     assert (ratio["minigate_db_cpu_ms"], ratio["baseline_db_cpu_ms"]) == (0.63, 0.12)
-    assert "| 0.50 | 1.00 | 1.00 | 0.63 | 0.12 |" in md  # the ratio table's last columns
+    assert "| 0.50 | same | – | 1.00 | 1.00 | 0.63 | 0.12 |" in md  # the ratio table's last columns
 
 
 def test_the_phase_table_shows_wal_and_checkpoints() -> None:
@@ -383,3 +383,40 @@ def test_checkout_targets_against_the_baseline_with_the_create_request_say_so() 
         assert before[(name.removesuffix(targets.BASELINE_CREATE), scope)] == verdict
     assert "Baseline with the create request" in report.markdown(labelled)
     assert "Baseline with the create request" not in report.markdown(plain)
+
+
+def test_ratios_are_adjusted_for_the_measured_core_s_speed() -> None:
+    """A round whose minigate phase ran on a core 1.5× slower than the baseline's phase
+    (the speed probe's unit took 1.5 ms against 1.0) counts minigate's throughput 1.5×
+    and its CPU per operation ÷ 1.5; the verdict takes the adjusted ratio and shows the
+    raw one beside it."""
+    def closed(server: str, rnd: int, ops: float, cpu: float,
+               speed: float | None) -> dict[str, Any]:
+        return {"suite": "core", "mode": "closed", "provider": "wechatpay", "db": "sqlite",
+                "op": "checkout", "server": server, "round": rnd, "throughput": ops,
+                "cpu_ms_per_op": cpu, "core_speed_ms": speed}
+
+    phases = [closed("minigate", 1, 60, 15.0, 1.5), closed("baseline", 1, 100, 9.0, 1.0),
+              closed("minigate", 2, 90, 10.0, 1.0), closed("baseline", 2, 100, 9.0, 1.0)]
+    (r,) = targets.ratios(phases)
+    assert r["adjusted"] and r["speed_factors"] == [1.5, 1.0]
+    assert [round(x, 3) for x in r["raw_rounds"]] == [0.6, 0.9]
+    assert [round(x, 3) for x in r["rounds"]] == [0.9, 0.9]
+    assert [round(x, 3) for x in r["cpu_rounds"]] == [1.111, 1.111]
+    assert round(r["raw_ratio"], 3) == 0.735 and round(r["ratio"], 3) == 0.9
+    rows = targets.targets({"ratios": [r], "phases": phases})
+    row = next(t for t in rows if t["target"].startswith("checkout throughput"))
+    assert row["verdict"] == "met"  # 0.9 adjusted; raw, 0.73 would miss
+    assert "adjusted for the core's speed" in row["shown"] and "raw 0.73×" in row["shown"]
+    cpu = next(t for t in rows if t["target"].startswith("WeChat Pay v3 checkout CPU"))
+    assert cpu["verdict"] == "met" and round(cpu["value"], 3) == 1.111
+    md = "\n".join(report._ratio_table([r]))
+    assert "| 0.90 (0.90, 0.90) | 0.73 (0.60, 0.90) | 1.50, 1.00 |" in md
+
+    # one phase without a reading (a run from before the probe): raw ratios, as before
+    phases[3]["core_speed_ms"] = None
+    (r,) = targets.ratios(phases)
+    assert not r["adjusted"] and r["rounds"] == r["raw_rounds"]
+    row = next(t for t in targets.targets({"ratios": [r], "phases": phases})
+               if t["target"].startswith("checkout throughput"))
+    assert row["verdict"] == "miss" and "adjusted" not in row["shown"]
