@@ -74,21 +74,18 @@ def ratios(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
             cpu_pairs = [(m, b) for m, b in pairs if m["cpu_ms_per_op"] and b["cpu_ms_per_op"]]
             raw_cpu = [m["cpu_ms_per_op"] / b["cpu_ms_per_op"] for m, b in cpu_pairs]
             factors = [speed_factor(m, b) for m, b in pairs]
+            cpu_factors = [speed_factor(m, b) for m, b in cpu_pairs]
             adjusted = all(f is not None for f in factors)
+            rounds, cpu_rounds = raw_rounds, raw_cpu
             if adjusted:
-                rounds = [r * f for r, f in zip(raw_rounds, factors, strict=True)
-                          if f is not None]
-                cpu_rounds = [r / f for r, (m, b) in zip(raw_cpu, cpu_pairs, strict=True)
-                              if (f := speed_factor(m, b)) is not None]
-            else:
-                rounds, cpu_rounds = raw_rounds, raw_cpu
-            out.append({"adjusted": adjusted,
+                rounds = [r * (f or 1.0) for r, f in zip(raw_rounds, factors, strict=True)]
+                cpu_rounds = [r / (f or 1.0) for r, f in zip(raw_cpu, cpu_factors, strict=True)]
+            out.append({"provider": provider, "db": db, "op": op, "adjusted": adjusted,
                         "speed_factors": [round(f, 3) for f in factors if f is not None],
                         "raw_ratio": statistics.geometric_mean(raw_rounds),
                         "raw_rounds": raw_rounds,
                         "raw_cpu_ratio": statistics.geometric_mean(raw_cpu) if raw_cpu else None,
                         "raw_cpu_rounds": raw_cpu,
-"provider": provider, "db": db, "op": op,
                         "minigate": statistics.median(m["throughput"] for m, _ in pairs),
                         "baseline": statistics.median(b["throughput"] for _, b in pairs),
                         "ratio": statistics.geometric_mean(rounds), "rounds": rounds,
