@@ -141,7 +141,16 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus a deadline and a size cap for the request line
-    and headers (httptools itself bounds neither)."""
+    and headers (httptools itself bounds neither).
+
+    The deadline is :attr:`header_timeout` seconds from the start of each request (its
+    first byte; for the first request, the connection). One timer per connection enforces
+    it, not one per request: a request only notes when it began, and the timer, when it
+    fires, closes the connection if the request still in its headers began too long ago,
+    waits for the rest of that request's time if it began later, or stops if no request is
+    in its headers (the next one to begin sets it again). On a kept-alive connection a
+    request then costs no timer of its own (a timer set and cancelled per request was
+    measurable on the hot path: round 19 of issue 16, ``docs/performance.md``)."""
 
     #: Set by :func:`uvicorn_options` (uvicorn builds the protocol with its own arguments).
     header_timeout: float = 10.0
@@ -151,25 +160,30 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._header_deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
         self._in_headers = True
+        self._headers_began = self.loop.time()
         super().connection_made(transport)
         self._arm_header_deadline()
 
     def _arm_header_deadline(self) -> None:
         if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(self.header_timeout,
-                                                         self._headers_too_slow)
+            self._header_deadline = self.loop.call_at(
+                self._headers_began + self.header_timeout, self._check_headers)
 
     def _disarm_header_deadline(self) -> None:
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
 
-    def _headers_too_slow(self) -> None:
+    def _check_headers(self) -> None:
         self._header_deadline = None
-        if not self.transport.is_closing():
-            log.info("request headers not complete after %s s, connection closed",
-                     self.header_timeout)
-            self.transport.close()
+        if not self._in_headers or self.transport.is_closing():
+            return  # the next request to begin sets the timer again
+        if self.loop.time() < self._headers_began + self.header_timeout:
+            self._arm_header_deadline()  # a later request: the rest of its time
+            return
+        log.info("request headers not complete after %s s, connection closed",
+                 self.header_timeout)
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -186,12 +200,12 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
-        self._arm_header_deadline()
+        self._headers_began = self.loop.time()
+        self._arm_header_deadline()  # unless the timer is set already
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._header_bytes = 0
-        self._disarm_header_deadline()
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:

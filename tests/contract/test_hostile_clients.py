@@ -160,6 +160,43 @@ def test_slow_headers_are_cut_off(server: Server) -> None:
     assert closed and time.monotonic() - started < LIVENESS
 
 
+def test_slow_headers_of_a_later_request_on_a_kept_alive_connection_are_cut_off(
+        server: Server) -> None:
+    # The deadline runs from each request's start, not the connection's: the first
+    # request is answered, the second trickles its headers and is cut off.
+    sock = _connect(server)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _read_response(sock)[0] == 200
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    closed = False
+    try:
+        for _ in range(100):  # one header byte every 0.1 s: 10 s if never cut off
+            sock.sendall(b"X")
+            time.sleep(0.1)
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+    if not closed:
+        closed = _closed_by_server(sock)
+    sock.close()
+    assert closed and time.monotonic() - started < LIVENESS
+
+
+def test_a_busy_kept_alive_connection_outlives_the_header_timeout(server: Server) -> None:
+    # Requests whose headers arrive whole are never cut off, however long the connection
+    # has served: 2.4 s of requests on one connection, against a 1 s header timeout.
+    sock = _connect(server)
+    began = time.monotonic()
+    answered = 0
+    while time.monotonic() - began < 2.4:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock)[0] == 200
+        answered += 1
+        time.sleep(0.05)
+    sock.close()
+    assert answered >= 10
+
+
 def test_a_slow_body_gets_408_and_the_connection_is_closed(server: Server) -> None:
     sock = _connect(server)
     sock.sendall(b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -62,3 +62,30 @@ def test_every_random_position_uses_the_whole_alphabet_evenly() -> None:
         assert set(counter) == set(ids._ALPHABET), position
         chi2 = sum((counter[c] - expected) ** 2 / expected for c in ids._ALPHABET)
         assert chi2 < 140, (position, chi2)
+
+
+def test_rejected_bytes_are_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bytes 248-255 stand for no character (248 = 4 × 62 keeps the rest uniform): a draw
+    # that leaves too few characters draws again for what is missing, and the characters
+    # are the surviving bytes' own, in order.
+    draws = [bytes([255] * 10 + [0, 61, 62, 247]), bytes([1, 250, 2, 3, 4, 5, 6, 7, 8, 9])]
+    asked: list[int] = []
+
+    def token_bytes(n: int) -> bytes:
+        asked.append(n)
+        return draws.pop(0)[:n]
+
+    monkeypatch.setattr(ids.secrets, "token_bytes", token_bytes)
+    assert ids._random_chars(6) == "0z0z12"
+    assert asked == [6 + ids._SPARE, 2 + ids._SPARE]
+
+
+def test_the_time_part_follows_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_796_000_000.9]
+    monkeypatch.setattr(ids.time, "time", lambda: now[0])
+    first = ids._time_chars()
+    now[0] = 1_796_000_001.0
+    assert ids._time_chars() != first
+    assert ids._time_chars() == ids._time_chars(1_796_000_001)
+    now[0] = 1_796_000_000.5  # a clock stepped back is followed too
+    assert ids._time_chars() == first

@@ -28,34 +28,44 @@ _TIME_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 TIME_CHARS = 7
 
 
-def _random_chars(length: int) -> str:
-    """``length`` characters of ``_ALPHABET``, uniformly random (each id costs one call to
-    the OS's CSPRNG, not one per character: ids are made on every notification).
+#: Random bytes → characters: each byte below 248 (4 × 62) stands for ``_ALPHABET[byte % 62]``
+#: and the 8 above are dropped, so every character is equally likely (rejection sampling,
+#: done by ``bytes.translate`` in C: an id is made on every notification and checkout).
+_TO_CHAR = bytes.maketrans(bytes(range(248)), (_ALPHABET * 4).encode("ascii"))
+_REJECTED = bytes(range(248, 256))
+#: Spare bytes drawn per call: fewer than ``length`` survive only if more than this many of
+#: ``length + _SPARE`` bytes are rejected (each with probability 1/32).
+_SPARE = 8
 
-    A random integer below ``62 ** length`` (rejection sampling, so no character is more
-    likely than another), written in base 62 with leading zeros."""
-    limit = 62 ** length
-    nbytes = (limit.bit_length() + 7) // 8 + 1  # a spare byte: rejection is rare
-    while True:
-        value = int.from_bytes(secrets.token_bytes(nbytes), "big")
-        if value < limit * (256 ** nbytes // limit):  # the largest multiple of limit
-            value %= limit
-            break
-    out = []
-    for _ in range(length):
-        value, digit = divmod(value, 62)
-        out.append(_ALPHABET[digit])
-    return "".join(reversed(out))
+
+def _random_chars(length: int) -> str:
+    """``length`` characters of ``_ALPHABET``, uniformly random, from the OS's CSPRNG: one
+    call for the whole string (almost always), not one per character."""
+    out = b""
+    while len(out) < length:
+        out += secrets.token_bytes(length - len(out) + _SPARE).translate(_TO_CHAR, _REJECTED)
+    return out[:length].decode("ascii")
+
+
+#: The last second :func:`_time_chars` wrote, and its characters (ids are made many times
+#: a second; the conversion is done once per second).
+_last_second: tuple[int, str] = (-1, "")
 
 
 def _time_chars(seconds: float | None = None) -> str:
     """The Unix time in whole seconds, as :data:`TIME_CHARS` base-36 characters."""
+    global _last_second
     value = int(time.time() if seconds is None else seconds)
-    out = []
+    last, chars = _last_second
+    if value == last:
+        return chars
+    whole, out = value, []
     for _ in range(TIME_CHARS):
-        value, digit = divmod(value, 36)
+        whole, digit = divmod(whole, 36)
         out.append(_TIME_ALPHABET[digit])
-    return "".join(reversed(out))
+    chars = "".join(reversed(out))
+    _last_second = (value, chars)
+    return chars
 
 
 def new_id(prefix: str, length: int = 20) -> str:
