@@ -705,3 +705,107 @@ async def test_sqlite_a_session_queued_behind_the_store_is_not_starved(sqlite_ur
         assert engine.sync_engine.pool.waiting == 0
     finally:
         await engine.dispose()
+
+
+_BACKEND = hot.Sql(select(func.pg_backend_pid().label("pid")))
+
+
+@pytest.mark.postgres
+async def test_postgres_keeps_idle_connections_between_units_and_gives_them_back_when_asked(
+        postgres_url: str) -> None:
+    """Unit after unit runs on the connection checked out for the first; an ORM session
+    that asks gets a connection at once even from a pool of one (the store gives back
+    what it keeps idle), and the store checks one out again after."""
+    engine = make_engine(postgres_url, pool_size=1)
+    checkouts: list[int] = []
+    event.listen(engine.sync_engine.pool, "checkout", lambda *_: checkouts.append(1))
+    store = hot.hot_store(engine)
+    try:
+        pids = {(await store.read(_BACKEND))[0]["pid"] for _ in range(5)}
+        assert len(pids) == 1 and len(checkouts) == 1 and len(store._idle) == 1
+
+        async def session_reads() -> int:
+            async with session_factory(engine)() as session:
+                return int(await session.scalar(select(func.pg_backend_pid())) or 0)
+
+        assert await asyncio.wait_for(session_reads(), 5) in pids
+        assert store._idle == [] and len(checkouts) == 2
+        assert (await store.read(_BACKEND))[0]["pid"] in pids
+        assert len(checkouts) == 3 and len(store._idle) == 1
+    finally:
+        await engine.dispose()
+    assert store._idle == []  # disposing takes them back (closed with the pool)
+
+
+@pytest.mark.postgres
+async def test_postgres_keeps_a_few_and_none_while_a_checkout_waits(postgres_url: str) -> None:
+    """At most PG_KEPT stay idle after a burst; a unit that ends while a session waits for
+    the pool gives its connection back instead of keeping it, so the session is served
+    (a pool of one, a unit and a session at once)."""
+    engine = make_engine(postgres_url, pool_size=hot.PG_KEPT + 2)
+    store = hot.hot_store(engine)
+    slow = hot.Sql(select(func.pg_sleep(0.1).label("slept")))
+    try:
+        await asyncio.gather(*(store.read(slow) for _ in range(hot.PG_KEPT + 2)))
+        assert len(store._idle) == hot.PG_KEPT
+    finally:
+        await engine.dispose()
+    engine = make_engine(postgres_url, pool_size=1)
+    store = hot.hot_store(engine)
+    try:
+        reading = asyncio.ensure_future(store.read(slow))
+        await asyncio.sleep(0.03)  # the store's unit has the pool's one connection
+
+        async def session_reads() -> int:
+            async with session_factory(engine)() as session:
+                return int(await session.scalar(select(func.count())) or 0)
+
+        assert await asyncio.wait_for(session_reads(), 5) == 1
+        await reading
+        assert store._idle == []
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_a_kept_connection_the_server_closed_is_dropped(postgres_url: str) -> None:
+    """A connection kept idle whose server process has gone (a restart, an administrator's
+    ``pg_terminate_backend``) is not used again: the next unit runs on a new one."""
+    engine = make_engine(postgres_url, pool_size=2)
+    store = hot.hot_store(engine)
+    try:
+        pid = (await store.read(_BACKEND))[0]["pid"]
+        kept = store._idle[0][0].driver_connection
+        admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        for _ in range(100):  # until the loop has seen the server close it
+            if kept.is_closed():
+                break
+            await asyncio.sleep(0.02)
+        assert kept.is_closed()
+        rows = await store.read(_BACKEND)
+        assert rows[0]["pid"] != pid and len(store._idle) == 1
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_a_connection_goes_back_to_the_pool_after_its_time(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past PG_KEPT_SECONDS since it left the pool, a connection goes back at the end of
+    its unit (so the pool's recycling applies to it again): with 0 s, every unit checks
+    one out."""
+    monkeypatch.setattr(hot, "PG_KEPT_SECONDS", 0.0)
+    engine = make_engine(postgres_url, pool_size=2)
+    checkouts: list[int] = []
+    event.listen(engine.sync_engine.pool, "checkout", lambda *_: checkouts.append(1))
+    store = hot.hot_store(engine)
+    try:
+        for _ in range(4):
+            await store.read(_BACKEND)
+        assert len(checkouts) == 4 and store._idle == []
+    finally:
+        await engine.dispose()

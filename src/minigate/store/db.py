@@ -55,33 +55,35 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # under load that means one new PostgreSQL backend (fork, authentication, catalog
     # caches) every few requests: measured, it halved notification throughput. A request
     # waits for a pooled connection instead (the pool's timeout is a 503).
-    return create_async_engine(url, pool_size=pool_size, max_overflow=0,
+    # The pool lets the lean path (``store/hot.py``) keep a few idle connections between
+    # its statements while nothing else waits for one (:class:`HeldPool`).
+    return create_async_engine(url, poolclass=HeldPool, pool_size=pool_size, max_overflow=0,
                                pool_recycle=POOL_RECYCLE_SECONDS)
 
 
-class SqlitePool(AsyncAdaptedQueuePool):
-    """SQLite's pool of one connection, which a holder may keep checked out while idle.
+class HeldPool(AsyncAdaptedQueuePool):
+    """A pool whose connections a holder may keep checked out while idle.
 
-    The lean path (``store/hot.py``) writes in batches, one after another; checking the
-    connection out and back in for each costs about 30 µs (a greenlet, the pool's queue,
-    the reset), three times per checkout, and at low load nearly every batch is one
-    transaction. So it keeps the connection between batches, and registers in
-    :attr:`holders`: every other checkout, and :meth:`dispose`, first calls it, and the
-    holder gives the connection back at once if it is idle, or as soon as its batch ends
-    (and keeps it after a batch only if no checkout is under way: :attr:`waiting`, so a
-    checkout that lost the connection to the holder's next batch is not forgotten).
-    Nothing waits longer than it did when the connection went back after every batch."""
+    The lean path (``store/hot.py``) runs its statements one unit of work after another;
+    checking a connection out and back in for each costs 20-30 µs of the event loop's
+    time (a greenlet, the pool's queue, the reset), three times per checkout. So it keeps
+    idle connections between units, and registers in :attr:`holders`: every other
+    checkout, and :meth:`dispose`, first calls it, and the holder gives back at once what
+    it holds idle, and what it is using as soon as that unit ends (and keeps a connection
+    after a unit only if no checkout is under way: :attr:`waiting`, so a checkout that
+    lost a connection to the holder's next unit is not forgotten). Nothing waits longer
+    than it did when every connection went back after every unit."""
 
     #: Log as the pool it extends (under ``sqlalchemy.``, which minigate keeps quiet).
     _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: Each is called before every checkout and before :meth:`dispose`: "give the
-        #: connection back if you hold it".
+        #: Each is called before every checkout and before :meth:`dispose`: "give back
+        #: the connections you hold".
         self.holders: set[Callable[[], None]] = set()
-        #: Checkouts under way (waiting for the connection, or about to get it): a holder
-        #: keeps the connection after a batch only while this is 0.
+        #: Checkouts under way (waiting for a connection, or about to get one): a holder
+        #: keeps a connection after its unit only while this is 0.
         self.waiting = 0
 
     def _do_get(self) -> ConnectionPoolEntry:
@@ -99,6 +101,11 @@ class SqlitePool(AsyncAdaptedQueuePool):
     def _ask_back(self) -> None:
         for holder in list(self.holders):
             holder()
+
+
+class SqlitePool(HeldPool):
+    """SQLite's pool of one connection (:class:`HeldPool`): the lean path keeps it between
+    its write batches, with a busy timeout of 0 while it does (``store/hot.py``)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

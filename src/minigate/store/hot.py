@@ -23,7 +23,9 @@ driver directly:
   runs at once on a read-only connection of its own, which writes nothing and so cannot
   break the one-writer rule. On **PostgreSQL** each statement is
   one asyncpg round trip, with asyncpg's prepared-statement cache, and writes that need
-  nothing from one another go in one statement (:class:`Many`);
+  nothing from one another go in one statement (:class:`Many`); a few connections stay
+  with the store between units of work while nothing else waits for the pool
+  (:class:`~minigate.store.db.HeldPool`, :meth:`HotStore._pg_done`);
 * a generator that raises :class:`Rollback` rolls back and returns its value; any other
   exception rolls back and propagates. Unique violations surface as SQLAlchemy's
   ``IntegrityError`` (what services catch); an unavailable database as the driver's own
@@ -47,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 import weakref
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,7 +71,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from minigate.domain.states import ORDER_TRANSITIONS, OrderStatus
 from minigate.observability import metrics
-from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS, SqlitePool
+from minigate.store.db import SQLITE_BUSY_TIMEOUT_MS, HeldPool, SqlitePool
 from minigate.store.models import Event, IdempotencyRecord, Notification, Order, Payment
 
 T = TypeVar("T")
@@ -79,6 +82,12 @@ Row = dict[str, Any]
 Step = tuple["Sql", Any]
 #: A transaction: yields steps, receives rows (statements that return rows) or a row count.
 Work = Generator[Step, Any, T]
+
+
+#: PostgreSQL: idle connections the lean path keeps between units of work, at most, and
+#: for how long after leaving the pool (:meth:`HotStore._pg_done`).
+PG_KEPT = 4
+PG_KEPT_SECONDS = 5.0
 
 
 class StoreClosed(RuntimeError):
@@ -421,6 +430,11 @@ class HotStore:
         self._wanted = False
         #: Our own checkout is under way (the pool's call to :meth:`_give_up` is ours).
         self._taking = False
+        #: PostgreSQL: connections kept idle between units of work, each with when it
+        #: left the pool, newest last (:meth:`_pg_done`), and whether :meth:`_pg_give_up`
+        #: is among the pool's holders.
+        self._idle: list[tuple[Any, float]] = []
+        self._pg_holding = False
 
     async def read(self, sql: Sql, **params: Any) -> list[Row]:
         """One statement that only reads: what was committed when it runs.
@@ -464,8 +478,8 @@ class HotStore:
 
     def close(self) -> None:
         """Close what this store opened of its own (SQLite's read connection) and give
-        back the pool's connection if it holds it idle; the engine keeps its pool. Safe
-        to call twice; a later read opens the connection again."""
+        back the pool's connections it holds idle; the engine keeps its pool. Safe to
+        call twice; a later read opens the connection again."""
         self._release()
         reader, self._reader = self._reader, None
         if reader is not None:
@@ -519,12 +533,15 @@ class HotStore:
         flight = _Flight()
         try:
             for attempt in (1, 2):
-                fairy = await self.engine.raw_connection()
+                fairy, since = await self._pg_connection()
                 driver: Any = fairy.driver_connection
                 flight.clean = True
+                done = False
                 try:
-                    return await _run_asyncpg(driver, self.dialect, counted, transaction,
-                                              flight)
+                    result = await _run_asyncpg(driver, self.dialect, counted, transaction,
+                                                flight)
+                    done = True
+                    return result
                 except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
                     if attempt == 1 and flight.refused_at_start(exc):
                         continue  # nothing reached the server: the next connection runs it
@@ -532,13 +549,54 @@ class HotStore:
                 finally:
                     if flight.clean and not driver.is_closed() \
                             and not driver.is_in_transaction():
-                        fairy.close()  # nothing to reset: the transaction ended here
+                        # nothing to reset: the transaction ended here
+                        if done:
+                            self._pg_done(fairy, since)
+                        else:
+                            fairy.close()
                     else:  # broken or interrupted mid-statement or mid-transaction:
                         # never hand it to anyone else
                         await asyncio.shield(greenlet_spawn(fairy.invalidate))
             raise AssertionError("unreachable")  # pragma: no cover - the loop returns
         finally:
             counted.close()
+
+    async def _pg_connection(self) -> tuple[Any, float]:
+        """A connection for one unit of work, and when it left the pool: one kept idle
+        since an earlier unit if there is one (newest first; one whose server connection
+        has closed meanwhile is dropped), else one from the pool."""
+        while self._idle:
+            fairy, since = self._idle.pop()
+            if not fairy.driver_connection.is_closed():
+                return fairy, since
+            await asyncio.shield(greenlet_spawn(fairy.invalidate))
+        self._check_open()
+        fairy = await self.engine.raw_connection()
+        return fairy, time.monotonic()
+
+    def _pg_done(self, fairy: Any, since: float) -> None:
+        """A unit of work ended with its connection clean and idle: keep the connection
+        for the next unit (:class:`~minigate.store.db.HeldPool`), or give it back to the
+        pool: when a checkout is under way, when :data:`PG_KEPT` are kept already, when
+        the store is closing, or when it left the pool more than :data:`PG_KEPT_SECONDS`
+        ago (so the pool's own rules, recycling and invalidation after an outage, apply
+        to it again within that time)."""
+        pool = self.engine.sync_engine.pool
+        if (self._closed or not isinstance(pool, HeldPool) or pool.waiting
+                or len(self._idle) >= PG_KEPT or time.monotonic() - since > PG_KEPT_SECONDS):
+            fairy.close()
+            return
+        if not self._pg_holding:
+            pool.holders.add(self._pg_give_up)
+            self._pg_holding = True
+        self._idle.append((fairy, since))
+
+    def _pg_give_up(self) -> None:
+        """The pool's call, before any other checkout: give back the idle connections
+        (those in use go back as their units end: :meth:`_pg_done` sees the checkout)."""
+        idle, self._idle = self._idle, []
+        for fairy, _ in idle:
+            fairy.close()
 
     async def _batched(self, work: Work[T], commit_on_loop: bool = False) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -630,6 +688,7 @@ class HotStore:
         fairy, self._held = self._held, None
         if fairy is not None:
             _give_back(fairy)
+        self._pg_give_up()
 
     async def _write(self, driver: Any,
                      batch: list[tuple[Work[Any], asyncio.Future[Any], bool]]) -> None:
