@@ -809,3 +809,24 @@ async def test_postgres_a_connection_goes_back_to_the_pool_after_its_time(
         assert len(checkouts) == 4 and store._idle == []
     finally:
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_a_connection_of_a_disposed_pool_is_not_kept(postgres_url: str) -> None:
+    """Disposing of the engine while a unit runs (without the store's own ``aclose``): the
+    unit's connection goes back to the pool it came from when the unit ends, not into the
+    store's idle list, and the next unit runs on the new pool's connection."""
+    engine = make_engine(postgres_url, pool_size=2)
+    store = hot.hot_store(engine)
+    slow = hot.Sql(select(func.pg_sleep(0.2).label("slept")))
+    try:
+        reading = asyncio.ensure_future(store.read(slow))
+        await asyncio.sleep(0.05)  # the unit is on the server
+        await engine.dispose()
+        await reading
+        assert store._idle == []
+        await store.read(_BACKEND)
+        assert len(store._idle) == 1
+        assert store._idle[0][0]._pool is engine.sync_engine.pool
+    finally:
+        await engine.dispose()

@@ -431,10 +431,8 @@ class HotStore:
         #: Our own checkout is under way (the pool's call to :meth:`_give_up` is ours).
         self._taking = False
         #: PostgreSQL: connections kept idle between units of work, each with when it
-        #: left the pool, newest last (:meth:`_pg_done`), and whether :meth:`_pg_give_up`
-        #: is among the pool's holders.
+        #: left the pool, newest last (:meth:`_pg_done`).
         self._idle: list[tuple[Any, float]] = []
-        self._pg_holding = False
 
     async def read(self, sql: Sql, **params: Any) -> list[Row]:
         """One statement that only reads: what was committed when it runs.
@@ -578,17 +576,17 @@ class HotStore:
         """A unit of work ended with its connection clean and idle: keep the connection
         for the next unit (:class:`~minigate.store.db.HeldPool`), or give it back to the
         pool: when a checkout is under way, when :data:`PG_KEPT` are kept already, when
-        the store is closing, or when it left the pool more than :data:`PG_KEPT_SECONDS`
+        the store is closing, when the engine's pool is not the one it came from (the
+        engine was disposed of), or when it left the pool more than :data:`PG_KEPT_SECONDS`
         ago (so the pool's own rules, recycling and invalidation after an outage, apply
         to it again within that time)."""
         pool = self.engine.sync_engine.pool
         if (self._closed or not isinstance(pool, HeldPool) or pool.waiting
+                or fairy._pool is not pool  # the engine was disposed of meanwhile
                 or len(self._idle) >= PG_KEPT or time.monotonic() - since > PG_KEPT_SECONDS):
             fairy.close()
             return
-        if not self._pg_holding:
-            pool.holders.add(self._pg_give_up)
-            self._pg_holding = True
+        pool.holders.add(self._pg_give_up)  # once per pool (a disposed engine makes another)
         self._idle.append((fairy, since))
 
     def _pg_give_up(self) -> None:
