@@ -44,6 +44,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
+from bench.providers import ProviderBench
 from bench.providers.latipay import LATIPAY
 from bench.servers import Database
 from minigate.app import Runtime, create_app
@@ -100,6 +101,22 @@ async def _runtime(url: str) -> tuple[Runtime, httpx.AsyncClient]:
     routes["minigate.bench"] = httpx.ASGITransport(app=create_app(settings, runtime))
     await runtime.start()
     return runtime, httpx.AsyncClient(transport=Route(), base_url=PUBLIC, timeout=10)
+
+
+async def checkout_once(api: httpx.AsyncClient, bench: ProviderBench, i: int) -> None:
+    """One checkout through ``api`` (a client of :func:`_runtime`): create with an
+    Idempotency-Key (as the load generator), the wallet's login, pay."""
+    body = {"merchant_reference": "inproc-" + secrets.token_hex(6), "amount": bench.amount,
+            "currency": bench.currency, "description": "bench", "channel": bench.channel,
+            "provider": bench.name}
+    r = await api.post("/v1/orders", json=body, headers={
+        "Authorization": f"Bearer {API_KEY}", "Idempotency-Key": secrets.token_hex(12)})
+    assert r.status_code == 201, r.text
+    order = r.json()
+    code = (await api.post("/sandbox/wallet/login", json={"user": f"bench{i % 50}"})).json()["code"]
+    r = await api.post(f"/v1/client/orders/{order['id']}/pay",
+                       json={"client_token": order["client_token"], "login_code": code})
+    assert r.status_code == 200, r.text
 
 
 async def _asgi_post(app: Any, path: str, headers: dict[str, str], body: bytes
@@ -201,7 +218,6 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
     assert runtime.engine is not None
     counter.attach(runtime.engine)
     ctx = runtime.ctx
-    merchant = {"Authorization": f"Bearer {API_KEY}"}
 
     async def notify_http(i: int) -> None:
         note = notification(bench.seed_number(i))
@@ -232,17 +248,7 @@ async def run(kind: str, n: int, memory: bool = False) -> list[dict[str, Any]]:
         assert not inspect.isawaitable(verified) and verified.trusted
 
     async def checkout(i: int) -> None:
-        body = {"merchant_reference": "inproc-" + secrets.token_hex(6), "amount": bench.amount,
-                "currency": bench.currency, "description": "bench", "channel": bench.channel,
-                "provider": bench.name}
-        r = await api.post("/v1/orders", json=body,  # with a key, as the load generator
-                           headers=merchant | {"Idempotency-Key": secrets.token_hex(12)})
-        assert r.status_code == 201, r.text
-        order = r.json()
-        code = (await api.post("/sandbox/wallet/login", json={"user": f"bench{i % 50}"})).json()["code"]
-        r = await api.post(f"/v1/client/orders/{order['id']}/pay",
-                           json={"client_token": order["client_token"], "login_code": code})
-        assert r.status_code == 200, r.text
+        await checkout_once(api, bench, i)
 
     try:
         if memory:

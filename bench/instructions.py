@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -58,28 +57,12 @@ async def _checkouts(db_kind: str, provider: str, n: int, warm: int) -> None:
     await db.create()
     bench = PROVIDERS[provider]
     runtime, api = await inproc._runtime(db.url)
-    merchant = {"Authorization": f"Bearer {inproc.API_KEY}"}
-
-    async def checkout(i: int) -> None:
-        body = {"merchant_reference": "instr-" + secrets.token_hex(6), "amount": bench.amount,
-                "currency": bench.currency, "description": "bench", "channel": bench.channel,
-                "provider": bench.name}
-        r = await api.post("/v1/orders", json=body,
-                           headers=merchant | {"Idempotency-Key": secrets.token_hex(12)})
-        assert r.status_code == 201, r.text
-        order = r.json()
-        r = await api.post("/sandbox/wallet/login", json={"user": f"instr{i % 50}"})
-        code = r.json()["code"]
-        r = await api.post(f"/v1/client/orders/{order['id']}/pay",
-                           json={"client_token": order["client_token"], "login_code": code})
-        assert r.status_code == 200, r.text
-
     try:
         for i in range(warm):
-            await checkout(n + i)
+            await inproc.checkout_once(api, bench, n + i)
         _toggle(True)
         for i in range(n):
-            await checkout(i)
+            await inproc.checkout_once(api, bench, i)
         _toggle(False)
     finally:
         await api.aclose()
