@@ -40,6 +40,8 @@ from starlette.responses import JSONResponse, Response
 from bench import wxkeys
 from bench.providers import PROVIDERS
 from bench.providers.base import bench_number
+from minigate.app import settle_heap
+from minigate.config import GC_THRESHOLD
 from minigate.observability.looplag import LoopLag
 from minigate.sandbox import credentials as cred
 from minigate.sandbox.world import SandboxWorld
@@ -130,11 +132,11 @@ def create_baseline_app(db_url: str, base: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.open()
-        # The same process setting as minigate's lifespan (``minigate/app.py``): what exists
-        # once started is kept out of every collection, so the two servers' full
+        # The same process setting as minigate's lifespan (``minigate.app.settle_heap``, at
+        # minigate's default threshold): what exists once started is kept out of every
+        # collection, and young collections come as often, so the two servers' full
         # collections (and the slow requests they make) compare like for like.
-        gc.collect()
-        gc.freeze()
+        settle_heap(GC_THRESHOLD)
         lag.start()
         yield
         await lag.stop()
@@ -190,7 +192,7 @@ def create_baseline_app(db_url: str, base: str) -> FastAPI:
         the full ones, generation 2, around each phase, as it reads minigate's
         ``/metrics``)."""
         return JSONResponse({"collections": [g["collections"] for g in gc.get_stats()],
-                             "loop_holds": holds})
+                             "threshold": gc.get_threshold(), "loop_holds": holds})
 
     app.add_route("/bare/orders", create_order, methods=["POST"])
     app.add_route("/bare/checkout/{provider}", checkout, methods=["POST"])

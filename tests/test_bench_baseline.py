@@ -21,6 +21,7 @@ from bench.load import Runner, Spec, _run
 from bench.providers import PROVIDERS
 from bench.rawhttp import RawClient
 from bench.servers import Server, full_collections, loop_holds, sqlite_checkpoints
+from minigate.config import GC_THRESHOLD, Settings
 from minigate.observability.metrics import EVENT_LOOP_LAG, SQLITE_CHECKPOINTS
 
 
@@ -73,6 +74,14 @@ def test_both_servers_report_their_full_collections(baseline: tuple[Server, Path
         gc.enable()
     assert full_collections("python_gc_collections_total{generation=\"1\"} 4.0\n") is None
     assert Server("worker", "", server.logdir).full_collections() is None
+
+
+def test_the_baseline_collects_as_often_as_minigate(baseline: tuple[Server, Path]) -> None:
+    """Its lifespan takes minigate's collector setting (``settle_heap`` at the default
+    ``gc_threshold``), so neither server's full collections come more often by setting."""
+    server, _ = baseline
+    r = httpx.get(f"{server.base}/bare/gc", timeout=5)
+    assert r.json()["threshold"][0] == GC_THRESHOLD == Settings.model_fields["gc_threshold"].default != 700
 
 
 def test_both_servers_report_their_event_loop_holds(baseline: tuple[Server, Path]) -> None:

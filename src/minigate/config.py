@@ -21,6 +21,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+#: ``gc_threshold``'s default; the bench's baseline takes the same (``bench/baseline.py``).
+GC_THRESHOLD = 7000
+
 
 class WechatLoginSettings(BaseModel):
     """``jscode2session``: the mini program's AppID and AppSecret."""
@@ -219,6 +222,12 @@ class Settings(BaseSettings):
     #: One log line per HTTP request (uvicorn's access log). Off by default: a reverse proxy
     #: usually keeps that log, and on the notification path it costs about a tenth of the CPU.
     access_log: bool = False
+    #: The garbage collector's first threshold (allocations between young collections),
+    #: set once started, after what exists then is frozen out of every collection. Python's
+    #: own is 700; at that rate a busy server's full collections, each a pause that walks
+    #: every object still alive, come often enough to be its slowest requests. The cost of
+    #: a higher one: up to that many more unreachable objects waiting to be freed.
+    gc_threshold: int = Field(default=GC_THRESHOLD, ge=100, le=1_000_000)
     #: Seconds between provider queries of a pending payment or refund: the first within a
     #: minute, then backing off; the last interval repeats until the order expires.
     reconcile_schedule: list[int] = Field(
