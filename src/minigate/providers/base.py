@@ -244,3 +244,15 @@ class NotificationHints(Protocol):
     """
 
     def notification_hint(self, notification: IncomingNotification) -> str | None: ...
+
+
+def clip_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, on a character boundary.
+
+    For fields a provider bounds as ``string(N)`` without saying whether it counts
+    characters or bytes (WeChat Pay's ``description`` and ``body``): within N bytes is
+    within both readings. ASCII passes unchanged up to N characters."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[:limit].decode("utf-8", "ignore")  # drops only a split last character

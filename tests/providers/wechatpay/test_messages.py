@@ -10,8 +10,10 @@ import pytest
 from minigate.domain.money import Money
 from minigate.errors import NotificationRejected, ProviderError
 from minigate.providers.base import (
+    Channel,
     HttpResponse,
     PaymentRef,
+    PaymentRequest,
     ProviderPaymentStatus,
     ProviderRefundStatus,
     RefundRequest,
@@ -19,7 +21,7 @@ from minigate.providers.base import (
 from minigate.providers.wechatpay import v2_messages as v2
 from minigate.providers.wechatpay import v2sign
 from minigate.providers.wechatpay import v3_messages as v3
-from minigate.providers.wechatpay.xml import to_xml
+from minigate.providers.wechatpay.xml import parse_xml, to_xml
 from tests.providers.wechatpay.vectors import vectors
 
 P, R = ProviderPaymentStatus, ProviderRefundStatus
@@ -113,6 +115,30 @@ def test_v2_client_params_use_the_order_sign_type() -> None:
     assert params["signType"] == "HMAC-SHA256" and params["package"] == "prepay_id=wx123"
     signed = {k: v for k, v in params.items() if k != "paySign"}
     assert v2sign.verify({**signed, "sign": params["paySign"]}, V2.api_key, "HMAC-SHA256")
+
+
+def _order(description: str) -> PaymentRequest:
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    return PaymentRequest("T20260101000002", Money(100, "CNY"), Channel.WECHAT, description,
+                          "https://m.example/n", moment, moment, openid="o-1")
+
+
+@pytest.mark.parametrize(("description", "sent"), [
+    ("公仔" * 63 + "ab", "公仔" * 21),  # 128 characters, 380 bytes: 42 characters, 126 bytes
+    ("ab" + "深圳" * 30, "ab" + "深圳" * 20 + "深"),  # a split character is dropped, whole
+    ("a" * 127, "a" * 127),
+])
+def test_description_is_at_most_127_bytes_of_utf8(description: str, sent: str) -> None:
+    """WeChat bounds v3's ``description`` and v2's ``body`` as string(127) without saying
+    whether it counts characters or bytes: minigate sends at most 127 bytes, whole
+    characters, which is within both readings."""
+    from tests.providers.wechatpay.vectors import wechat_test_key
+
+    v3_account = v3.V3Account("1900009999", "wxapp", "k" * 32, wechat_test_key(), "SERIAL")
+    v3_sent = json.loads(v3.build_create(v3_account, _order(description), 1, "n").body)
+    v2_sent = parse_xml(v2.build_unifiedorder(V2, _order(description), "n").body)
+    assert v3_sent["description"] == v2_sent["body"] == sent
+    assert len(sent.encode()) <= 127
 
 
 def test_v2_refund_request_carries_the_client_certificate() -> None:

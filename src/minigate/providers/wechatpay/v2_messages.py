@@ -24,6 +24,7 @@ from minigate.providers.base import (
     RefundRequest,
     RefundState,
     VerifiedNotification,
+    clip_utf8,
 )
 from minigate.providers.wechatpay import v2sign
 from minigate.providers.wechatpay.xml import XmlRejected, parse_xml, to_xml
@@ -90,7 +91,7 @@ def build_unifiedorder(account: V2Account, req: PaymentRequest, nonce: str) -> H
     if not req.openid:
         raise ValueError("WeChat Pay JSAPI orders need the shopper's openid")
     return _signed(account, "/pay/unifiedorder", {
-        "body": req.description[:127], "out_trade_no": req.provider_order_no,
+        "body": clip_utf8(req.description, 127), "out_trade_no": req.provider_order_no,
         "total_fee": str(req.amount.minor), "fee_type": req.amount.currency,
         "spbill_create_ip": req.client_ip, "notify_url": req.notify_url,
         "trade_type": "JSAPI", "openid": req.openid, "time_expire": china_time(req.expires_at),

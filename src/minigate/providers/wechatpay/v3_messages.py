@@ -28,6 +28,7 @@ from minigate.providers.base import (
     RefundRequest,
     RefundState,
     VerifiedNotification,
+    clip_utf8,
 )
 from minigate.providers.wechatpay import keys, v3sign
 
@@ -114,7 +115,7 @@ def build_create(account: V3Account, req: PaymentRequest, timestamp: int,
     if not req.openid:
         raise ValueError("WeChat Pay JSAPI orders need the shopper's openid")
     body = _json({
-        "appid": account.appid, "mchid": account.mchid, "description": req.description[:127],
+        "appid": account.appid, "mchid": account.mchid, "description": clip_utf8(req.description, 127),
         "out_trade_no": req.provider_order_no, "time_expire": rfc3339(req.expires_at),
         "notify_url": req.notify_url,
         "amount": {"total": req.amount.minor, "currency": req.amount.currency},
