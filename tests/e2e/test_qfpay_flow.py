@@ -125,3 +125,20 @@ async def test_refund_refused_by_qfpay_gives_the_reservation_back(sqlite_gateway
     ok = await h.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "1.00"},
                           headers=h.merchant())
     assert ok.json()["status"] == "succeeded"  # the failed refund's reservation is free again
+
+
+async def test_refund_beyond_qfpays_unsettled_balance_fails_with_1269(
+        sqlite_gateway: Harness) -> None:
+    h = sqlite_gateway
+    order = await _paid_order(h, amount="50.00")
+    await h.api.post("/sandbox/qfpay/control", json={"unsettled_minor": 1000})
+    r = await h.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "10.01"},
+                         headers=h.merchant())
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "failed" and "1269" in r.json()["failure_reason"]
+    assert (await h.get_order(str(order["id"])))["amount_refunded"] == "0.00"
+    ok = await h.api.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "10.00"},
+                          headers=h.merchant())
+    assert ok.json()["status"] == "succeeded"
+    after = await h.get_order(str(order["id"]))
+    assert after["status"] == "partially_refunded" and after["amount_refunded"] == "10.00"

@@ -89,6 +89,37 @@ async def test_refund_close_and_query_semantics(sqlite_gateway: Harness) -> None
     assert items["RF-2"]["order_type"] == "refund" and items["RF-2"]["origssn"] == syssn
 
 
+async def test_refunds_draw_on_the_unsettled_balance_when_it_is_set(
+        sqlite_gateway: Harness) -> None:
+    h = sqlite_gateway
+    created = await _post(h, "/payment", await _payment_form(h))
+    paid = await h.api.post("/sandbox/wallet/requestPayment", json=created["pay_params"])
+    assert paid.json() == {"errMsg": "requestPayment:ok"}
+    control = await h.api.post("/sandbox/qfpay/control", json={"unsettled_minor": 150})
+    assert control.json()["unsettled_minor"] == {cred.QFPAY_APP_CODE: 150}
+    refund = {"syssn": created["syssn"], "txamt": "151", "txdtm": "2026-03-01 12:01:00"}
+    short = await _post(h, "/refund", {**refund, "out_trade_no": "RF-1"})
+    assert short["respcd"] == "1269"  # 1000 refundable, 150 to pay it from
+    ok = await _post(h, "/refund", {**refund, "out_trade_no": "RF-2", "txamt": "150"})
+    assert ok["respcd"] == "0000"
+    payment = next(t for t in h.world.qfpay.txns.values() if t.out_trade_no == "OUT-1")
+    assert payment.refunded_minor == 150  # the refused refund took nothing
+    left = await h.api.post("/sandbox/qfpay/control", json={})
+    assert left.json()["unsettled_minor"] == {cred.QFPAY_APP_CODE: 0}  # absent: unchanged
+    # a payment adds what it took
+    second = await _post(h, "/payment", await _payment_form(h, out_trade_no="OUT-2",
+                                                             txamt="700"))
+    await h.api.post("/sandbox/wallet/requestPayment", json=second["pay_params"])
+    after = await h.api.post("/sandbox/qfpay/control", json={})
+    assert after.json()["unsettled_minor"] == {cred.QFPAY_APP_CODE: 700}
+    await h.api.post("/sandbox/qfpay/control", json={"unsettled_minor": None})
+    unlimited = await _post(h, "/refund", {**refund, "out_trade_no": "RF-3", "txamt": "850"})
+    assert unlimited["respcd"] == "0000"  # not modelled: only the refundable amount counts
+    for wrong in (-1, 10**15 + 1, "lots"):
+        bad = await h.api.post("/sandbox/qfpay/control", json={"unsettled_minor": wrong})
+        assert bad.status_code == 422, wrong
+
+
 async def test_notification_bytes_are_python_json_dumps(sqlite_gateway: Harness) -> None:
     h = sqlite_gateway
     seen: list[httpx.Request] = []

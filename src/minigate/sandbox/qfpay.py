@@ -27,8 +27,9 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from minigate.domain.money import MAX_MINOR
 from minigate.providers.qfpay import signing
 from minigate.sandbox import media
 from minigate.sandbox.wechat_core import Md5PrepayOwner, Prepay, md5_pay_params
@@ -52,6 +53,10 @@ class QfMerchant:
     wechat_mchid: str = "1900000209"
     wechat_key: str = field(default_factory=lambda: secrets.token_hex(16))
     notify_url: str = ""  # QFPay binds one URL per app code (configured by e-mail)
+    #: What the account has taken and not yet been paid out (minor units), from which QFPay
+    #: pays refunds (``1269`` when it is short). None: not modelled, refunds are limited
+    #: only by each payment's refundable amount. Set with ``POST /control``.
+    unsettled_minor: int | None = None
 
 
 @dataclass
@@ -75,10 +80,13 @@ class QfTxn:
 
 class QfControl(BaseModel):
     """Control: force create/query to answer 1143/1145 (None: normal behaviour); set the
-    notification URL bound to the sandbox app code (QFPay binds it by e-mail)."""
+    notification URL bound to the sandbox app code (QFPay binds it by e-mail); set the
+    account's unsettled balance, which refunds draw on (None: not modelled; left as it is
+    when absent)."""
 
     in_progress: str | None = None
     notify_url: str | None = None
+    unsettled_minor: int | None = Field(default=None, ge=0, le=MAX_MINOR)
 
 
 def _answer(code: str, message: str = "", **extra: Any) -> JSONResponse:
@@ -214,6 +222,8 @@ class QfpaySim(Md5PrepayOwner):
         await self._paid(prepay.record)
 
     async def _paid(self, txn: QfTxn) -> None:
+        if txn.paid_at is None and txn.merchant.unsettled_minor is not None:
+            txn.merchant.unsettled_minor += txn.amount_minor
         txn.paid_at = self.world.clock.now()
         self._kept.touch((txn.merchant.app_code, txn.out_trade_no))
         self.notify(txn)
@@ -307,6 +317,10 @@ class QfpaySim(Md5PrepayOwner):
         minor = int(form["txamt"])
         if orig.refunded_minor + minor > orig.amount_minor:
             return _answer("1272", "refund amount exceeds the refundable amount")
+        if merchant.unsettled_minor is not None:
+            if minor > merchant.unsettled_minor:
+                return _answer("1269", "unsettled amount insufficient for the refund")
+            merchant.unsettled_minor -= minor
         orig.refunded_minor += minor
         orig.prepay.refunded_minor = orig.refunded_minor
         self._kept.touch((merchant.app_code, orig.out_trade_no))
@@ -339,14 +353,18 @@ class QfpaySim(Md5PrepayOwner):
         return _answer("0000", "", out_trade_no=txn.out_trade_no, syssn=txn.syssn)
 
     async def control(self, body: QfControl) -> JSONResponse:
-        """Sandbox control: force 1143/1145 (null to stop), re-bind the notification URL."""
+        """Sandbox control: force 1143/1145 (null to stop), re-bind the notification URL,
+        set the unsettled balance refunds draw on (null: not modelled)."""
         if body.in_progress not in (None, "1143", "1145"):
             return JSONResponse({"error": "in_progress must be 1143, 1145 or null"}, 400)
         self.in_progress = body.in_progress
-        if body.notify_url is not None:
-            for merchant in self.merchants.values():
+        for merchant in self.merchants.values():
+            if body.notify_url is not None:
                 merchant.notify_url = body.notify_url
-        return JSONResponse({"in_progress": self.in_progress})
+            if "unsettled_minor" in body.model_fields_set:
+                merchant.unsettled_minor = body.unsettled_minor
+        return JSONResponse({"in_progress": self.in_progress, "unsettled_minor": {
+            m.app_code: m.unsettled_minor for m in self.merchants.values()}})
 
     def router(self) -> APIRouter:
         router = APIRouter(prefix="/qfpay", tags=["sandbox: qfpay"])
