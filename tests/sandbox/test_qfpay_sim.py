@@ -118,6 +118,12 @@ async def test_refunds_draw_on_the_unsettled_balance_when_it_is_set(
     for wrong in (-1, 10**15 + 1, "lots"):
         bad = await h.api.post("/sandbox/qfpay/control", json={"unsettled_minor": wrong})
         assert bad.status_code == 422, wrong
+    # each field is its own: setting one leaves the others as they are
+    await h.api.post("/sandbox/qfpay/control", json={"in_progress": "1145"})
+    both = await h.api.post("/sandbox/qfpay/control", json={"unsettled_minor": 5})
+    assert both.json() == {"in_progress": "1145", "unsettled_minor": {cred.QFPAY_APP_CODE: 5}}
+    off = await h.api.post("/sandbox/qfpay/control", json={"in_progress": None})
+    assert off.json() == {"in_progress": None, "unsettled_minor": {cred.QFPAY_APP_CODE: 5}}
 
 
 async def test_notification_bytes_are_python_json_dumps(sqlite_gateway: Harness) -> None:

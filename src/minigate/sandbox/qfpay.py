@@ -81,8 +81,8 @@ class QfTxn:
 class QfControl(BaseModel):
     """Control: force create/query to answer 1143/1145 (None: normal behaviour); set the
     notification URL bound to the sandbox app code (QFPay binds it by e-mail); set the
-    account's unsettled balance, which refunds draw on (None: not modelled; left as it is
-    when absent)."""
+    account's unsettled balance, which refunds draw on (None: not modelled). A field left
+    out stays as it is."""
 
     in_progress: str | None = None
     notify_url: str | None = None
@@ -354,10 +354,12 @@ class QfpaySim(Md5PrepayOwner):
 
     async def control(self, body: QfControl) -> JSONResponse:
         """Sandbox control: force 1143/1145 (null to stop), re-bind the notification URL,
-        set the unsettled balance refunds draw on (null: not modelled)."""
+        set the unsettled balance refunds draw on (null: not modelled). A field left out
+        stays as it is."""
         if body.in_progress not in (None, "1143", "1145"):
             return JSONResponse({"error": "in_progress must be 1143, 1145 or null"}, 400)
-        self.in_progress = body.in_progress
+        if "in_progress" in body.model_fields_set:
+            self.in_progress = body.in_progress
         for merchant in self.merchants.values():
             if body.notify_url is not None:
                 merchant.notify_url = body.notify_url
